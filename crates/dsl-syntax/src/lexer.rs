@@ -3,6 +3,7 @@
 use logos::Logos;
 use serde::Serialize;
 
+use crate::diagnostic::Diagnostic;
 use crate::span::Span;
 
 /// The kinds of token. Trivia (whitespace and comments) are tokens too, so that the token
@@ -13,10 +14,10 @@ pub enum TokenKind {
     #[regex(r"[ \t\r\n\f]+")]
     Whitespace,
     /// `// ...`
-    #[regex(r"//[^\n]*", priority = 3)]
+    #[regex(r"//[^\n]*", priority = 3, allow_greedy = true)]
     LineComment,
     /// `/// ...`
-    #[regex(r"///[^\n]*", priority = 4)]
+    #[regex(r"///[^\n]*", priority = 4, allow_greedy = true)]
     DocComment,
     /// A name or contextual keyword.
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*")]
@@ -114,6 +115,16 @@ pub enum TokenKind {
     /// `/`
     #[token("/")]
     Slash,
+    /// The opening `"` or `"""` of a string (produced when a string is split into parts).
+    StrOpen,
+    /// Literal text inside a string, escapes not yet resolved.
+    StrText,
+    /// The closing `"` or `"""` of a string; zero-width when the string is unterminated.
+    StrClose,
+    /// `{` opening an interpolation hole inside a string.
+    HoleOpen,
+    /// `}` closing an interpolation hole.
+    HoleClose,
     /// Bytes that start no token.
     Error,
 }
@@ -164,6 +175,11 @@ impl TokenKind {
             TokenKind::Minus => "`-`",
             TokenKind::Star => "`*`",
             TokenKind::Slash => "`/`",
+            TokenKind::StrOpen => "a string",
+            TokenKind::StrText => "string text",
+            TokenKind::StrClose => "the closing quote",
+            TokenKind::HoleOpen => "`{`",
+            TokenKind::HoleClose => "`}`",
             TokenKind::Error => "an invalid character",
         }
     }
@@ -178,26 +194,117 @@ pub struct Token {
     pub span: Span,
 }
 
-/// Splits `source` into tokens. The spans are contiguous and cover the whole input; bytes
-/// that start no token become [`TokenKind::Error`] tokens (one per character).
-pub fn lex(source: &str) -> Vec<Token> {
-    let mut tokens = Vec::with_capacity(source.len() / 4);
+/// Splits `source` into tokens. The spans are contiguous and cover the whole input. Strings
+/// come out split into [`TokenKind::StrOpen`], text, holes (whose contents are lexed as
+/// ordinary tokens) and [`TokenKind::StrClose`]. Bytes that start no token become
+/// [`TokenKind::Error`] tokens; they and unterminated strings are reported in the returned
+/// diagnostics.
+pub fn lex(source: &str) -> (Vec<Token>, Vec<Diagnostic>) {
+    let mut out = Lexed { tokens: Vec::with_capacity(source.len() / 3), errors: Vec::new() };
+    lex_into(source, 0, &mut out);
+    (out.tokens, out.errors)
+}
+
+struct Lexed {
+    tokens: Vec<Token>,
+    errors: Vec<Diagnostic>,
+}
+
+fn lex_into(source: &str, base: usize, out: &mut Lexed) {
     let mut lexer = TokenKind::lexer(source);
     while let Some(result) = lexer.next() {
         let range = lexer.span();
+        let span = Span::new(base + range.start, base + range.end);
         let kind = result.unwrap_or(TokenKind::Error);
-        // Merge adjacent error bytes into one token so garbage stays cheap.
-        if kind == TokenKind::Error
-            && let Some(last) = tokens.last_mut()
-            && let Token { kind: TokenKind::Error, span } = last
-            && span.end as usize == range.start
-        {
-            span.end = range.end as u32;
-            continue;
+        match kind {
+            TokenKind::String
+            | TokenKind::TextBlock
+            | TokenKind::UnterminatedString
+            | TokenKind::UnterminatedTextBlock => split_string(lexer.slice(), kind, span, out),
+            TokenKind::Error => {
+                // Merge adjacent error bytes into one token so garbage stays cheap.
+                if let Some(Token { kind: TokenKind::Error, span: last }) = out.tokens.last_mut()
+                    && last.end == span.start
+                {
+                    last.end = span.end;
+                    if let Some(diagnostic) = out.errors.last_mut() {
+                        diagnostic.span.end = span.end;
+                    }
+                    continue;
+                }
+                let text = lexer.slice();
+                out.errors.push(
+                    Diagnostic::error(
+                        "GX0003",
+                        span,
+                        format!("invalid character `{}`", text.escape_debug()),
+                    )
+                    .with_help("remove it, or put it inside a string"),
+                );
+                out.tokens.push(Token { kind, span });
+            }
+            _ => out.tokens.push(Token { kind, span }),
         }
-        tokens.push(Token { kind, span: Span::new(range.start, range.end) });
     }
-    tokens
+}
+
+/// Splits one string literal into open, text, hole and close tokens.
+fn split_string(text: &str, kind: TokenKind, span: Span, out: &mut Lexed) {
+    let start = span.start as usize;
+    let block = matches!(kind, TokenKind::TextBlock | TokenKind::UnterminatedTextBlock);
+    let terminated = matches!(kind, TokenKind::String | TokenKind::TextBlock);
+    let quote_len = if block { 3 } else { 1 };
+    let body_end = if terminated { text.len().saturating_sub(quote_len) } else { text.len() };
+    let push = |out: &mut Lexed, kind, from: usize, to: usize| {
+        out.tokens.push(Token { kind, span: Span::new(start + from, start + to) });
+    };
+    push(out, TokenKind::StrOpen, 0, quote_len.min(text.len()));
+    let bytes = text.as_bytes();
+    let mut i = quote_len;
+    let mut text_start = i;
+    while i < body_end {
+        match bytes.get(i) {
+            Some(b'\\') => i += 2,
+            Some(b'{') => {
+                if text_start < i {
+                    push(out, TokenKind::StrText, text_start, i);
+                }
+                push(out, TokenKind::HoleOpen, i, i + 1);
+                let hole_start = i + 1;
+                let close = text
+                    .get(hole_start..body_end)
+                    .and_then(|rest| rest.find('}'))
+                    .map(|offset| hole_start + offset);
+                let hole_end = close.unwrap_or(body_end);
+                if let Some(hole) = text.get(hole_start..hole_end) {
+                    lex_into(hole, start + hole_start, out);
+                }
+                match close {
+                    Some(close) => {
+                        push(out, TokenKind::HoleClose, close, close + 1);
+                        i = close + 1;
+                    }
+                    None => i = body_end,
+                }
+                text_start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    let i = i.min(body_end);
+    if text_start < i {
+        push(out, TokenKind::StrText, text_start, i);
+    }
+    if terminated {
+        push(out, TokenKind::StrClose, body_end, text.len());
+    } else {
+        push(out, TokenKind::StrClose, text.len(), text.len());
+        let (what, closing) = if block { ("text block", "\"\"\"") } else { ("string", "\"") };
+        out.errors.push(
+            Diagnostic::error("GX0002", Span::new(start, start + quote_len), format!("unterminated {what}"))
+                .with_help(format!("close it with `{closing}`{}", if block { "" } else { " on the same line" })),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -205,7 +312,7 @@ mod tests {
     use super::*;
 
     fn kinds(source: &str) -> Vec<TokenKind> {
-        lex(source).into_iter().map(|t| t.kind).collect()
+        lex(source).0.into_iter().map(|t| t.kind).collect()
     }
 
     #[test]
@@ -215,7 +322,7 @@ mod tests {
             kinds("24h 500ms 0.50 usd 12 1.5 \"a\" x"),
             vec![
                 Duration, Whitespace, Duration, Whitespace, Money, Whitespace, Int, Whitespace,
-                Float, Whitespace, String, Whitespace, Ident
+                Float, Whitespace, StrOpen, StrText, StrClose, Whitespace, Ident
             ]
         );
     }
@@ -224,21 +331,29 @@ mod tests {
     fn comments_and_text_blocks() {
         use TokenKind::*;
         assert_eq!(kinds("/// doc\n// c\n\"\"\"a\n\"b\"\n\"\"\""), vec![
-            DocComment, Whitespace, LineComment, Whitespace, TextBlock
+            DocComment, Whitespace, LineComment, Whitespace, StrOpen, StrText, StrClose
         ]);
     }
 
     #[test]
     fn tokens_cover_every_byte() {
         let source = "pack é \u{0} \"open\n ### {]";
-        let tokens = lex(source);
+        let (tokens, errors) = lex(source);
         let mut end = 0;
         for token in &tokens {
             assert_eq!(token.span.start as usize, end);
             end = token.span.end as usize;
         }
         assert_eq!(end, source.len());
-        assert!(tokens.iter().any(|t| t.kind == TokenKind::UnterminatedString));
-        assert!(tokens.iter().any(|t| t.kind == TokenKind::Error));
+        let codes: Vec<_> = errors.iter().map(|e| e.code).collect();
+        assert_eq!(codes, vec!["GX0003", "GX0003", "GX0002", "GX0003"]);
+    }
+
+    #[test]
+    fn holes_are_lexed_as_tokens() {
+        use TokenKind::*;
+        assert_eq!(kinds("\"a {x.y} b\""), vec![
+            StrOpen, StrText, HoleOpen, Ident, Dot, Ident, HoleClose, StrText, StrClose
+        ]);
     }
 }

@@ -1,0 +1,39 @@
+//! Parser cases as data files: `tests/data/parser/ok/*.gx` must parse without errors,
+//! `tests/data/parser/err/*.gx` must report the snapshotted errors; both snapshot the tree.
+
+mod common;
+
+use dsl_syntax::parse;
+
+#[test]
+fn ok_cases() {
+    insta::glob!("../../../tests/data/parser/ok", "*.gx", |path| {
+        let source = std::fs::read_to_string(path).expect("case file");
+        let parse = parse(&source);
+        assert_eq!(common::render(&source, &parse.errors), "", "{}", path.display());
+        assert_eq!(parse.print(&source), source);
+        insta::assert_snapshot!(format!("{:#?}", parse.file));
+    });
+}
+
+#[test]
+fn err_cases() {
+    insta::glob!("../../../tests/data/parser/err", "*.gx", |path| {
+        let source = std::fs::read_to_string(path).expect("case file");
+        let parse = parse(&source);
+        assert!(!parse.errors.is_empty(), "{} parsed without errors", path.display());
+        assert_eq!(parse.print(&source), source);
+        let items: Vec<String> = parse
+            .file
+            .items
+            .iter()
+            .map(|item| format!("{:?}", std::mem::discriminant(item)))
+            .collect();
+        insta::assert_snapshot!(format!(
+            "{}\n--- items: {}\n{:#?}",
+            common::render(&source, &parse.errors),
+            items.len(),
+            parse.file
+        ));
+    });
+}
