@@ -28,7 +28,7 @@ pub fn format(source: &str) -> Result<String, Vec<Diagnostic>> {
         .filter(|t| t.kind.is_comment())
         .map(|t| t.span)
         .collect();
-    let mut printer = Printer { source, out: String::with_capacity(source.len() + 64), comments, next_comment: 0, indent: 0, last_end: 0 };
+    let mut printer = Printer { source, out: String::with_capacity(source.len() + 64), comments, next_comment: 0, indent: 0, last_end: 0, flat: false };
     printer.file(&parse.file);
     Ok(printer.out)
 }
@@ -41,6 +41,8 @@ struct Printer<'a> {
     indent: usize,
     /// End of the last element or comment printed, for blank-line detection.
     last_end: u32,
+    /// Inside a flat rendering: nested expressions stay on one line.
+    flat: bool,
 }
 
 fn precedence(op: BinaryOp) -> u8 {
@@ -593,7 +595,13 @@ impl<'a> Printer<'a> {
             }
             return;
         }
+        if self.flat {
+            self.expr_flat(expr);
+            return;
+        }
+        self.flat = true;
         let flat = self.render(|p| p.expr_flat(expr));
+        self.flat = false;
         let first_line = flat.split('\n').next().unwrap_or("");
         if self.column() + first_line.len() <= MAX_WIDTH || !self.expr_breaks(expr) {
             self.out.push_str(&flat);
