@@ -1,0 +1,54 @@
+//! The standard library: the `std.*` modules, embedded in the binary and checked once per
+//! process.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+use crate::module::{Loader, ModuleInfo, StdInitLoader};
+
+/// Every stdlib module: its name (as in `use std.NAME`) and its source.
+const MODULES: &[(&str, &str)] = &[
+    ("core", include_str!("../../../stdlib/core.gx")),
+    ("mail", include_str!("../../../stdlib/mail.gx")),
+    ("chat", include_str!("../../../stdlib/chat.gx")),
+    ("crm", include_str!("../../../stdlib/crm.gx")),
+    ("docs", include_str!("../../../stdlib/docs.gx")),
+    ("tickets", include_str!("../../../stdlib/tickets.gx")),
+    ("calendar", include_str!("../../../stdlib/calendar.gx")),
+    ("web", include_str!("../../../stdlib/web.gx")),
+];
+
+/// The source of stdlib module `name` (`mail` for `use std.mail`).
+pub fn source(name: &str) -> Option<&'static str> {
+    entry(name).map(|(_, source)| source)
+}
+
+/// The names of all stdlib modules, in a fixed order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    MODULES.iter().map(|(name, _)| *name)
+}
+
+/// The module's static name and source.
+pub(crate) fn entry(name: &str) -> Option<(&'static str, &'static str)> {
+    MODULES.iter().find(|(n, _)| *n == name).copied()
+}
+
+/// The checked stdlib, built on first use.
+fn cache() -> &'static HashMap<&'static str, Arc<ModuleInfo>> {
+    static CACHE: OnceLock<HashMap<&'static str, Arc<ModuleInfo>>> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let mut loader = StdInitLoader {
+            done: HashMap::new(),
+            in_progress: HashSet::new(),
+        };
+        for name in names() {
+            loader.std_module(name);
+        }
+        loader.done
+    })
+}
+
+/// The checked stdlib module `name`.
+pub fn module(name: &str) -> Option<Arc<ModuleInfo>> {
+    cache().get(name).cloned()
+}

@@ -1,0 +1,91 @@
+//! "Did you mean" suggestions: the closest candidate name by edit distance.
+
+/// The Levenshtein distance between `a` and `b`, giving up (returning `limit + 1`) once it
+/// exceeds `limit`.
+pub fn edit_distance(a: &str, b: &str, limit: usize) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > limit {
+        return limit + 1;
+    }
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        let mut row_min = usize::MAX;
+        if let Some(first) = current.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            let substitute = previous
+                .get(j)
+                .copied()
+                .unwrap_or(usize::MAX)
+                .saturating_add(cost);
+            let delete = previous
+                .get(j + 1)
+                .copied()
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            let insert = current
+                .get(j)
+                .copied()
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            let value = substitute.min(delete).min(insert);
+            if let Some(slot) = current.get_mut(j + 1) {
+                *slot = value;
+            }
+            row_min = row_min.min(value);
+        }
+        if row_min > limit {
+            return limit + 1;
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous.last().copied().unwrap_or(limit + 1)
+}
+
+/// The candidate closest to `name`, if one is close enough to be a likely misspelling
+/// (at most a third of the name's length, and at least one edit, away). Ties go to the
+/// first candidate, so results are deterministic for a deterministic candidate order.
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    let lower = name.to_lowercase();
+    let mut best: Option<(usize, &'a str)> = None;
+    for candidate in candidates {
+        if candidate == name {
+            continue;
+        }
+        let distance = if candidate.to_lowercase() == lower {
+            0
+        } else {
+            edit_distance(name, candidate, limit)
+        };
+        if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances() {
+        assert_eq!(edit_distance("serch", "search", 3), 1);
+        assert_eq!(edit_distance("abc", "abc", 3), 0);
+        assert_eq!(edit_distance("a", "abcdef", 2), 3);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(did_you_mean("inbx", ["inbox", "triage"]), Some("inbox"));
+        assert_eq!(did_you_mean("zzz", ["inbox", "triage"]), None);
+    }
+}
