@@ -9,5 +9,9 @@ fn main() {
     for error in &parse.errors {
         println!("{} {:?} {}", error.code, error.span, error.message);
     }
-    println!("{} items, {} errors", parse.file.items.len(), parse.errors.len());
+    println!(
+        "{} items, {} errors",
+        parse.file.items.len(),
+        parse.errors.len()
+    );
 }

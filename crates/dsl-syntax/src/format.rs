@@ -28,7 +28,15 @@ pub fn format(source: &str) -> Result<String, Vec<Diagnostic>> {
         .filter(|t| t.kind.is_comment())
         .map(|t| t.span)
         .collect();
-    let mut printer = Printer { source, out: String::with_capacity(source.len() + 64), comments, next_comment: 0, indent: 0, last_end: 0, flat: false };
+    let mut printer = Printer {
+        source,
+        out: String::with_capacity(source.len() + 64),
+        comments,
+        next_comment: 0,
+        indent: 0,
+        last_end: 0,
+        flat: false,
+    };
     printer.file(&parse.file);
     Ok(printer.out)
 }
@@ -49,7 +57,9 @@ fn precedence(op: BinaryOp) -> u8 {
     match op {
         BinaryOp::Or => 1,
         BinaryOp::And => 2,
-        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => 3,
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+            3
+        }
         BinaryOp::Add | BinaryOp::Sub => 4,
         BinaryOp::Mul | BinaryOp::Div => 5,
     }
@@ -83,7 +93,10 @@ impl<'a> Printer<'a> {
                 break;
             }
             self.next_comment += 1;
-            if self.last_end > 0 && self.blank_between(self.last_end, comment.start) && !self.out.ends_with("{\n") {
+            if self.last_end > 0
+                && self.blank_between(self.last_end, comment.start)
+                && !self.out.ends_with("{\n")
+            {
                 self.out.push('\n');
             }
             self.write_indent();
@@ -96,7 +109,10 @@ impl<'a> Printer<'a> {
     /// Appends a comment that sits on the same source line after `offset`, if any.
     fn trailing_comment(&mut self, offset: u32) {
         if let Some(&comment) = self.comments.get(self.next_comment) {
-            let gap = self.source.get(offset as usize..comment.start as usize).unwrap_or("\n");
+            let gap = self
+                .source
+                .get(offset as usize..comment.start as usize)
+                .unwrap_or("\n");
             if !gap.contains('\n') && gap.trim().is_empty() {
                 self.next_comment += 1;
                 self.out.push(' ');
@@ -110,7 +126,10 @@ impl<'a> Printer<'a> {
     /// element, a trailing comment.
     fn line(&mut self, span: Span, print: impl FnOnce(&mut Self)) {
         self.leading_comments(span.start);
-        if self.last_end > 0 && self.blank_between(self.last_end, span.start) && !self.out.ends_with("{\n") {
+        if self.last_end > 0
+            && self.blank_between(self.last_end, span.start)
+            && !self.out.ends_with("{\n")
+        {
             self.out.push('\n');
         }
         self.write_indent();
@@ -280,7 +299,8 @@ impl<'a> Printer<'a> {
                 self.open();
                 for entry in &layout.entries {
                     self.line(entry.span, |p| {
-                        p.out.push_str(&format!("{}: ({}, {})", entry.name.name, entry.x, entry.y));
+                        p.out
+                            .push_str(&format!("{}: ({}, {})", entry.name.name, entry.x, entry.y));
                     });
                 }
                 self.close(layout.span.end.saturating_sub(1));
@@ -308,7 +328,8 @@ impl<'a> Printer<'a> {
                 self.expr(hosts);
             }
             PolicyRuleKind::Redact { what, before } => {
-                self.out.push_str(&format!("redact {} before {}", what.name, before.name));
+                self.out
+                    .push_str(&format!("redact {} before {}", what.name, before.name));
             }
             PolicyRuleKind::Budget { amount, unit, per } => {
                 self.out.push_str("budget ");
@@ -320,7 +341,11 @@ impl<'a> Printer<'a> {
                 self.out.push_str(" per ");
                 self.out.push_str(&per.name);
             }
-            PolicyRuleKind::Rate { target, count, window } => {
+            PolicyRuleKind::Rate {
+                target,
+                count,
+                window,
+            } => {
                 self.out.push_str("rate ");
                 self.path(target);
                 self.out.push(' ');
@@ -347,7 +372,8 @@ impl<'a> Printer<'a> {
                 self.expr(value);
             }
             EvalStmtKind::Approve { approve, target } => {
-                self.out.push_str(if *approve { "approve " } else { "reject " });
+                self.out
+                    .push_str(if *approve { "approve " } else { "reject " });
                 self.out.push_str(&target.name);
             }
             EvalStmtKind::Expect(expr) => {
@@ -421,7 +447,11 @@ impl<'a> Printer<'a> {
     fn when(&mut self, when: &WhenAction) {
         self.out.push_str("when ");
         self.expr(&when.cond);
-        let then_end = when.otherwise.as_ref().map(|o| self.else_brace_end(when.then.span(), o.span())).unwrap_or(when.span.end);
+        let then_end = when
+            .otherwise
+            .as_ref()
+            .map(|o| self.else_brace_end(when.then.span(), o.span()))
+            .unwrap_or(when.span.end);
         self.body(&when.then, then_end);
         if let Some(otherwise) = &when.otherwise {
             self.out.push_str(" else");
@@ -437,8 +467,13 @@ impl<'a> Printer<'a> {
 
     /// The offset just past the `}` that closes a `when`'s first branch.
     fn else_brace_end(&self, then: Span, otherwise: Span) -> u32 {
-        let gap = self.source.get(then.end as usize..otherwise.start as usize).unwrap_or("");
-        gap.find('}').map(|i| then.end + i as u32 + 1).unwrap_or(then.end)
+        let gap = self
+            .source
+            .get(then.end as usize..otherwise.start as usize)
+            .unwrap_or("");
+        gap.find('}')
+            .map(|i| then.end + i as u32 + 1)
+            .unwrap_or(then.end)
     }
 
     /// `{`, the action on its own line, `}`; `end` is just past the closing brace.
@@ -461,7 +496,9 @@ impl<'a> Printer<'a> {
     }
 
     fn has_comment_before(&self, end: u32) -> bool {
-        self.comments.get(self.next_comment).is_some_and(|c| c.start < end)
+        self.comments
+            .get(self.next_comment)
+            .is_some_and(|c| c.start < end)
     }
 
     fn field(&mut self, field: &Field) {
@@ -505,7 +542,10 @@ impl<'a> Printer<'a> {
         }
         let commented = self.has_comment_before(end);
         if !always_break && !commented {
-            let flat: Vec<String> = props.iter().map(|prop| self.render(|p| p.prop(prop))).collect();
+            let flat: Vec<String> = props
+                .iter()
+                .map(|prop| self.render(|p| p.prop(prop)))
+                .collect();
             let one_line = format!(" {{ {} }}", flat.join(", "));
             if self.column() + one_line.len() <= MAX_WIDTH && !one_line.contains('\n') {
                 self.out.push_str(&one_line);
@@ -590,7 +630,11 @@ impl<'a> Printer<'a> {
         if self.comment_inside(expr.span) {
             // Printed as written so that no comment is lost.
             self.out.push_str(self.text(expr.span));
-            while self.comments.get(self.next_comment).is_some_and(|c| c.start < expr.span.end) {
+            while self
+                .comments
+                .get(self.next_comment)
+                .is_some_and(|c| c.start < expr.span.end)
+            {
                 self.next_comment += 1;
             }
             return;
@@ -688,7 +732,9 @@ impl<'a> Printer<'a> {
             }
             ExprKind::Money { .. } => {
                 let text = self.text(expr.span);
-                let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+                let split = text
+                    .find(|c: char| c.is_ascii_alphabetic())
+                    .unwrap_or(text.len());
                 let (amount, currency) = text.split_at(split);
                 self.out.push_str(amount.trim_end());
                 self.out.push(' ');

@@ -132,7 +132,10 @@ pub enum TokenKind {
 impl TokenKind {
     /// Whitespace and comments.
     pub fn is_trivia(self) -> bool {
-        matches!(self, TokenKind::Whitespace | TokenKind::LineComment | TokenKind::DocComment)
+        matches!(
+            self,
+            TokenKind::Whitespace | TokenKind::LineComment | TokenKind::DocComment
+        )
     }
 
     /// Line and doc comments.
@@ -200,7 +203,10 @@ pub struct Token {
 /// [`TokenKind::Error`] tokens; they and unterminated strings are reported in the returned
 /// diagnostics.
 pub fn lex(source: &str) -> (Vec<Token>, Vec<Diagnostic>) {
-    let mut out = Lexed { tokens: Vec::with_capacity(source.len() / 3), errors: Vec::new() };
+    let mut out = Lexed {
+        tokens: Vec::with_capacity(source.len() / 3),
+        errors: Vec::new(),
+    };
     lex_into(source, 0, &mut out);
     (out.tokens, out.errors)
 }
@@ -223,7 +229,10 @@ fn lex_into(source: &str, base: usize, out: &mut Lexed) {
             | TokenKind::UnterminatedTextBlock => split_string(lexer.slice(), kind, span, out),
             TokenKind::Error => {
                 // Merge adjacent error bytes into one token so garbage stays cheap.
-                if let Some(Token { kind: TokenKind::Error, span: last }) = out.tokens.last_mut()
+                if let Some(Token {
+                    kind: TokenKind::Error,
+                    span: last,
+                }) = out.tokens.last_mut()
                     && last.end == span.start
                 {
                     last.end = span.end;
@@ -251,12 +260,22 @@ fn lex_into(source: &str, base: usize, out: &mut Lexed) {
 /// Splits one string literal into open, text, hole and close tokens.
 fn split_string(text: &str, kind: TokenKind, span: Span, out: &mut Lexed) {
     let start = span.start as usize;
-    let block = matches!(kind, TokenKind::TextBlock | TokenKind::UnterminatedTextBlock);
+    let block = matches!(
+        kind,
+        TokenKind::TextBlock | TokenKind::UnterminatedTextBlock
+    );
     let terminated = matches!(kind, TokenKind::String | TokenKind::TextBlock);
     let quote_len = if block { 3 } else { 1 };
-    let body_end = if terminated { text.len().saturating_sub(quote_len) } else { text.len() };
+    let body_end = if terminated {
+        text.len().saturating_sub(quote_len)
+    } else {
+        text.len()
+    };
     let push = |out: &mut Lexed, kind, from: usize, to: usize| {
-        out.tokens.push(Token { kind, span: Span::new(start + from, start + to) });
+        out.tokens.push(Token {
+            kind,
+            span: Span::new(start + from, start + to),
+        });
     };
     push(out, TokenKind::StrOpen, 0, quote_len.min(text.len()));
     let bytes = text.as_bytes();
@@ -299,10 +318,21 @@ fn split_string(text: &str, kind: TokenKind, span: Span, out: &mut Lexed) {
         push(out, TokenKind::StrClose, body_end, text.len());
     } else {
         push(out, TokenKind::StrClose, text.len(), text.len());
-        let (what, closing) = if block { ("text block", "\"\"\"") } else { ("string", "\"") };
+        let (what, closing) = if block {
+            ("text block", "\"\"\"")
+        } else {
+            ("string", "\"")
+        };
         out.errors.push(
-            Diagnostic::error("GX0002", Span::new(start, start + quote_len), format!("unterminated {what}"))
-                .with_help(format!("close it with `{closing}`{}", if block { "" } else { " on the same line" })),
+            Diagnostic::error(
+                "GX0002",
+                Span::new(start, start + quote_len),
+                format!("unterminated {what}"),
+            )
+            .with_help(format!(
+                "close it with `{closing}`{}",
+                if block { "" } else { " on the same line" }
+            )),
         );
     }
 }
@@ -330,9 +360,18 @@ mod tests {
     #[test]
     fn comments_and_text_blocks() {
         use TokenKind::*;
-        assert_eq!(kinds("/// doc\n// c\n\"\"\"a\n\"b\"\n\"\"\""), vec![
-            DocComment, Whitespace, LineComment, Whitespace, StrOpen, StrText, StrClose
-        ]);
+        assert_eq!(
+            kinds("/// doc\n// c\n\"\"\"a\n\"b\"\n\"\"\""),
+            vec![
+                DocComment,
+                Whitespace,
+                LineComment,
+                Whitespace,
+                StrOpen,
+                StrText,
+                StrClose
+            ]
+        );
     }
 
     #[test]
@@ -352,8 +391,11 @@ mod tests {
     #[test]
     fn holes_are_lexed_as_tokens() {
         use TokenKind::*;
-        assert_eq!(kinds("\"a {x.y} b\""), vec![
-            StrOpen, StrText, HoleOpen, Ident, Dot, Ident, HoleClose, StrText, StrClose
-        ]);
+        assert_eq!(
+            kinds("\"a {x.y} b\""),
+            vec![
+                StrOpen, StrText, HoleOpen, Ident, Dot, Ident, HoleClose, StrText, StrClose
+            ]
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod ast;
 pub mod diagnostic;
 pub mod format;
 pub mod lexer;
+pub mod mutate;
 mod parser;
 pub mod span;
 mod strings;

@@ -80,7 +80,14 @@ fn punct(kind: TokenKind) -> Tok<'static> {
 pub const RESERVED: &[&str] = &["true", "false", "none", "and", "or", "not"];
 
 /// Metadata keys of a pack or module.
-pub const META_KEYS: &[&str] = &["title", "version", "description", "owner", "language", "tags"];
+pub const META_KEYS: &[&str] = &[
+    "title",
+    "version",
+    "description",
+    "owner",
+    "language",
+    "tags",
+];
 
 /// Words that start an item.
 pub const ITEM_KEYWORDS: &[&str] = &[
@@ -113,6 +120,11 @@ type Extra<'t, 's> = extra::Err<Rich<'t, Tok<'s>, SimpleSpan>>;
 trait TokInput<'t, 's: 't>: ValueInput<'t, Token = Tok<'s>, Span = SimpleSpan> {}
 impl<'t, 's: 't, T: ValueInput<'t, Token = Tok<'s>, Span = SimpleSpan>> TokInput<'t, 's> for T {}
 
+/// Whether `text` is one of `words` (a slice of `&'static str` cannot `contains` a shorter-lived `&str`).
+fn one_of_words(text: &str, words: &[&str]) -> bool {
+    words.contains(&text)
+}
+
 fn sp(span: SimpleSpan) -> Span {
     Span::new(span.start, span.end)
 }
@@ -128,17 +140,27 @@ pub(crate) fn parse(source: &str) -> Parse {
         .filter(|t| !t.kind.is_trivia() && t.kind != TokenKind::Error)
         .map(|t| {
             let range = t.span.range();
-            (Tok { kind: t.kind, text: source.get(range.clone()).unwrap_or("") }, SimpleSpan::from(range))
+            (
+                Tok {
+                    kind: t.kind,
+                    text: source.get(range.clone()).unwrap_or(""),
+                },
+                SimpleSpan::from(range),
+            )
         })
         .collect();
     let refused = limit_nesting(&mut significant, &mut errors);
     let eoi = SimpleSpan::from(source.len()..source.len());
-    let (file, parse_errors) =
-        file_parser(source).parse(significant[..].split_token_span(eoi)).into_output_errors();
+    let (file, parse_errors) = file_parser(source)
+        .parse(significant[..].split_token_span(eoi))
+        .into_output_errors();
     let mut reported_at = std::collections::HashSet::new();
     for error in parse_errors {
         let start = error.span().start;
-        if refused.iter().any(|r| r.start <= start && start < r.end.max(r.start + 1)) {
+        if refused
+            .iter()
+            .any(|r| r.start <= start && start < r.end.max(r.start + 1))
+        {
             continue;
         }
         if reported_at.insert(start) {
@@ -152,17 +174,30 @@ pub(crate) fn parse(source: &str) -> Parse {
         items: Vec::new(),
         span: Span::new(0, source.len()),
     });
-    Parse { file, tokens, errors }
+    Parse {
+        file,
+        tokens,
+        errors,
+    }
 }
 
 /// Replaces every region nested deeper than [`MAX_NESTING`] with one error token, and
 /// reports it; returns the refused spans so follow-on errors inside them are not reported.
-fn limit_nesting(significant: &mut Vec<(Tok<'_>, SimpleSpan)>, errors: &mut Vec<Diagnostic>) -> Vec<SimpleSpan> {
+fn limit_nesting(
+    significant: &mut Vec<(Tok<'_>, SimpleSpan)>,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<SimpleSpan> {
     let is_open = |k: TokenKind| {
-        matches!(k, TokenKind::LBrace | TokenKind::LParen | TokenKind::LBracket | TokenKind::HoleOpen)
+        matches!(
+            k,
+            TokenKind::LBrace | TokenKind::LParen | TokenKind::LBracket | TokenKind::HoleOpen
+        )
     };
     let is_close = |k: TokenKind| {
-        matches!(k, TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket | TokenKind::HoleClose)
+        matches!(
+            k,
+            TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket | TokenKind::HoleClose
+        )
     };
     let mut depth = 0usize;
     let mut too_deep = false;
@@ -195,7 +230,13 @@ fn limit_nesting(significant: &mut Vec<(Tok<'_>, SimpleSpan)>, errors: &mut Vec<
                 if depth < open_depth {
                     let whole = SimpleSpan::from(start.start..span.end);
                     refused.push(whole);
-                    out.push((Tok { kind: TokenKind::Error, text: "" }, whole));
+                    out.push((
+                        Tok {
+                            kind: TokenKind::Error,
+                            text: "",
+                        },
+                        whole,
+                    ));
                     region = None;
                 }
             }
@@ -207,7 +248,13 @@ fn limit_nesting(significant: &mut Vec<(Tok<'_>, SimpleSpan)>, errors: &mut Vec<
         let end = significant.last().map(|(_, s)| s.end).unwrap_or(start.end);
         let whole = SimpleSpan::from(start.start..end);
         refused.push(whole);
-        out.push((Tok { kind: TokenKind::Error, text: "" }, whole));
+        out.push((
+            Tok {
+                kind: TokenKind::Error,
+                text: "",
+            },
+            whole,
+        ));
     }
     for span in &refused {
         errors.push(
@@ -280,10 +327,13 @@ fn to_diagnostic(error: &Rich<'_, Tok<'_>>) -> Diagnostic {
             {
                 diagnostic = diagnostic
                     .with_help(format!("did you mean `{best}`?"))
-                    .with_fix(format!("replace with `{best}`"), vec![crate::TextEdit {
-                        span,
-                        new_text: best.to_string(),
-                    }]);
+                    .with_fix(
+                        format!("replace with `{best}`"),
+                        vec![crate::TextEdit {
+                            span,
+                            new_text: best.to_string(),
+                        }],
+                    );
             }
             diagnostic
         }
@@ -332,7 +382,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
             let (ca, cb) = (a.get(i - 1), b.get(j - 1));
             let cost = usize::from(ca != cb);
             let get = |i, j| d.get(at(i, j)).copied().unwrap_or(usize::MAX / 2);
-            let mut value = (get(i - 1, j) + 1).min(get(i, j - 1) + 1).min(get(i - 1, j - 1) + cost);
+            let mut value = (get(i - 1, j) + 1)
+                .min(get(i, j - 1) + 1)
+                .min(get(i - 1, j - 1) + cost);
             if i > 1 && j > 1 && ca == b.get(j - 2) && a.get(i - 2) == cb {
                 value = value.min(get(i - 2, j - 2) + 1);
             }
@@ -347,33 +399,56 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 // ---------------------------------------------------------------------------------------
 // Small parsers.
 
-fn sym<'t, 's: 't, I: TokInput<'t, 's>>(kind: TokenKind) -> impl Parser<'t, I, SimpleSpan, Extra<'t, 's>> + Clone {
+fn sym<'t, 's: 't, I: TokInput<'t, 's>>(
+    kind: TokenKind,
+) -> impl Parser<'t, I, SimpleSpan, Extra<'t, 's>> + Clone {
     just(punct(kind)).map_with(|_, e| e.span())
 }
 
-fn kw<'t, 's: 't, I: TokInput<'t, 's>>(word: &'static str) -> impl Parser<'t, I, SimpleSpan, Extra<'t, 's>> + Clone {
-    just(Tok { kind: TokenKind::Ident, text: word }).map_with(|_, e| e.span())
+fn kw<'t, 's: 't, I: TokInput<'t, 's>>(
+    word: &'static str,
+) -> impl Parser<'t, I, SimpleSpan, Extra<'t, 's>> + Clone {
+    just(Tok {
+        kind: TokenKind::Ident,
+        text: word,
+    })
+    .map_with(|_, e| e.span())
 }
 
 fn ident<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, Ident, Extra<'t, 's>> + Clone {
-    select! { Tok { kind: TokenKind::Ident, text } if !RESERVED.iter().any(|w| *w == text) => text }
-        .map_with(|text: &str, e| Ident { name: text.to_owned(), span: sp(e.span()) })
+    select! { Tok { kind: TokenKind::Ident, text } if !one_of_words(text, RESERVED) => text }
+        .map_with(|text: &str, e| Ident {
+            name: text.to_owned(),
+            span: sp(e.span()),
+        })
         .labelled("a name")
 }
 
-fn path<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, Vec<Ident>, Extra<'t, 's>> + Clone {
-    ident().separated_by(sym(TokenKind::Dot)).at_least(1).collect::<Vec<_>>()
+fn path<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, Vec<Ident>, Extra<'t, 's>> + Clone
+{
+    ident()
+        .separated_by(sym(TokenKind::Dot))
+        .at_least(1)
+        .collect::<Vec<_>>()
 }
 
 /// A closing delimiter; at the end of input, reports it missing and carries on.
-fn close<'t, 's: 't, I: TokInput<'t, 's>>(kind: TokenKind, what: &'static str) -> impl Parser<'t, I, (), Extra<'t, 's>> + Clone {
-    sym(kind).ignored().or(end().rewind().validate(move |_, e, emitter| {
-        emitter.emit(custom(
-            e.span(),
-            "GX0001",
-            format!("expected {} to close {what}, found end of input", punct(kind).kind.describe()),
-        ));
-    }))
+fn close<'t, 's: 't, I: TokInput<'t, 's>>(
+    kind: TokenKind,
+    what: &'static str,
+) -> impl Parser<'t, I, (), Extra<'t, 's>> + Clone {
+    sym(kind)
+        .ignored()
+        .or(end().rewind().validate(move |_, e, emitter| {
+            emitter.emit(custom(
+                e.span(),
+                "GX0001",
+                format!(
+                    "expected {} to close {what}, found end of input",
+                    punct(kind).kind.describe()
+                ),
+            ));
+        }))
 }
 
 /// Skips one token tree: a balanced bracketed group, or any single token but `}`.
@@ -423,15 +498,21 @@ where
 {
     // A misspelled keyword (`stpe x = ...`, `polcy {`) also starts a new element, so its
     // own error is reported instead of being swallowed by the previous one's recovery.
-    let misspelled = select! { Tok { kind: TokenKind::Ident, text } if closest(text, starts).is_some() => () }
-        .then(ident().ignored().or(sym(TokenKind::LBrace).ignored()));
-    let boundary = select! { Tok { kind: TokenKind::Ident, text } if starts.iter().any(|w| *w == text) => () }
-        .or(sym(TokenKind::RBrace).ignored())
-        .or(misspelled.ignored())
-        .rewind();
+    let misspelled =
+        select! { Tok { kind: TokenKind::Ident, text } if closest(text, starts).is_some() => () }
+            .then(ident().ignored().or(sym(TokenKind::LBrace).ignored()));
+    let boundary =
+        select! { Tok { kind: TokenKind::Ident, text } if one_of_words(text, starts) => () }
+            .or(sym(TokenKind::RBrace).ignored())
+            .or(misspelled.ignored())
+            .rewind();
     sym(TokenKind::RBrace)
         .not()
-        .ignore_then(element.map(Some).recover_with(via_parser(skip_to(boundary))))
+        .ignore_then(
+            element
+                .map(Some)
+                .recover_with(via_parser(skip_to(boundary))),
+        )
         .repeated()
         .collect::<Vec<_>>()
         .map(|items| items.into_iter().flatten().collect())
@@ -457,64 +538,74 @@ fn string_lit<'t, 's: 't, I: TokInput<'t, 's>>(
             punct(TokenKind::HoleOpen),
             punct(TokenKind::HoleClose),
             [],
-            |span| Expr { kind: ExprKind::Error, span: sp(span) },
+            |span| Expr {
+                kind: ExprKind::Error,
+                span: sp(span),
+            },
         )))
         .map(RawPart::Hole);
     open.then(choice((text, hole)).repeated().collect::<Vec<_>>())
         .then(select! { Tok { kind: TokenKind::StrClose, .. } = e => e.span() })
-        .validate(move |(((quote, open_span), parts), close_span), e, emitter| {
-            let multiline = quote.len() == 3;
-            let body_start = open_span.end;
-            let removals = if multiline {
-                source
-                    .get(body_start..close_span.start)
-                    .map(strings::text_block_removals)
-                    .unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            let mut out = Vec::with_capacity(parts.len());
-            for part in parts {
-                match part {
-                    RawPart::Hole(expr) => out.push(StrPart::Hole(expr)),
-                    RawPart::Text(span) => {
-                        let mut text = String::new();
-                        let mut cursor = span.start;
-                        let mut pieces: Vec<(usize, usize)> = Vec::new();
-                        for &(from, to) in &removals {
-                            let (from, to) = (from + body_start, to + body_start);
-                            if to <= span.start || from >= span.end {
-                                continue;
+        .validate(
+            move |(((quote, open_span), parts), close_span), e, emitter| {
+                let multiline = quote.len() == 3;
+                let body_start = open_span.end;
+                let removals = if multiline {
+                    source
+                        .get(body_start..close_span.start)
+                        .map(strings::text_block_removals)
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                let mut out = Vec::with_capacity(parts.len());
+                for part in parts {
+                    match part {
+                        RawPart::Hole(expr) => out.push(StrPart::Hole(expr)),
+                        RawPart::Text(span) => {
+                            let mut text = String::new();
+                            let mut cursor = span.start;
+                            let mut pieces: Vec<(usize, usize)> = Vec::new();
+                            for &(from, to) in &removals {
+                                let (from, to) = (from + body_start, to + body_start);
+                                if to <= span.start || from >= span.end {
+                                    continue;
+                                }
+                                if from > cursor {
+                                    pieces.push((cursor, from));
+                                }
+                                cursor = cursor.max(to);
                             }
-                            if from > cursor {
-                                pieces.push((cursor, from));
+                            if cursor < span.end {
+                                pieces.push((cursor, span.end));
                             }
-                            cursor = cursor.max(to);
-                        }
-                        if cursor < span.end {
-                            pieces.push((cursor, span.end));
-                        }
-                        for (from, to) in pieces {
-                            let raw = source.get(from..to).unwrap_or("");
-                            for bad in strings::unescape(raw, &mut text) {
-                                let at = from + bad;
-                                let escape: String = source.get(at..).unwrap_or("").chars().take(2).collect();
-                                emitter.emit(custom(
-                                    SimpleSpan::from(at..at + escape.len()),
-                                    "GX0005",
-                                    format!("unknown escape `{escape}`"),
-                                ));
+                            for (from, to) in pieces {
+                                let raw = source.get(from..to).unwrap_or("");
+                                for bad in strings::unescape(raw, &mut text) {
+                                    let at = from + bad;
+                                    let escape: String =
+                                        source.get(at..).unwrap_or("").chars().take(2).collect();
+                                    emitter.emit(custom(
+                                        SimpleSpan::from(at..at + escape.len()),
+                                        "GX0005",
+                                        format!("unknown escape `{escape}`"),
+                                    ));
+                                }
                             }
-                        }
-                        match out.last_mut() {
-                            Some(StrPart::Text(previous)) => previous.push_str(&text),
-                            _ => out.push(StrPart::Text(text)),
+                            match out.last_mut() {
+                                Some(StrPart::Text(previous)) => previous.push_str(&text),
+                                _ => out.push(StrPart::Text(text)),
+                            }
                         }
                     }
                 }
-            }
-            StringLit { parts: out, multiline, span: sp(e.span()) }
-        })
+                StringLit {
+                    parts: out,
+                    multiline,
+                    span: sp(e.span()),
+                }
+            },
+        )
         .labelled("a string")
 }
 
@@ -522,7 +613,8 @@ fn number_value(text: &str) -> Option<f64> {
     text.replace('_', "").parse::<f64>().ok()
 }
 
-fn literal<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, ExprKind, Extra<'t, 's>> + Clone {
+fn literal<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, ExprKind, Extra<'t, 's>> + Clone
+{
     select! {
         Tok { kind: TokenKind::Int, text } => (TokenKind::Int, text),
         Tok { kind: TokenKind::Float, text } => (TokenKind::Float, text),
@@ -532,7 +624,11 @@ fn literal<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, ExprKind, Ex
     .validate(|(kind, text): (TokenKind, &str), e, emitter| {
         let span = e.span();
         let invalid = |emitter: &mut chumsky::input::Emitter<Rich<'t, Tok<'s>>>, what: &str| {
-            emitter.emit(custom(span, "GX0005", format!("{what} `{text}` is out of range")));
+            emitter.emit(custom(
+                span,
+                "GX0005",
+                format!("{what} `{text}` is out of range"),
+            ));
             ExprKind::Error
         };
         match kind {
@@ -545,7 +641,9 @@ fn literal<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, ExprKind, Ex
                 _ => invalid(emitter, "number"),
             },
             TokenKind::Duration => {
-                let digits_end = text.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(text.len());
+                let digits_end = text
+                    .find(|c: char| !c.is_ascii_digit() && c != '_')
+                    .unwrap_or(text.len());
                 let (digits, unit) = text.split_at(digits_end);
                 let factor: u64 = match unit {
                     "ms" => 1,
@@ -554,18 +652,26 @@ fn literal<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, ExprKind, Ex
                     "h" => 3_600_000,
                     _ => 86_400_000,
                 };
-                match digits.replace('_', "").parse::<u64>().ok().and_then(|n| n.checked_mul(factor)) {
+                match digits
+                    .replace('_', "")
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|n| n.checked_mul(factor))
+                {
                     Some(ms) => ExprKind::Duration(ms),
                     None => invalid(emitter, "duration"),
                 }
             }
             _ => {
-                let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+                let split = text
+                    .find(|c: char| c.is_ascii_alphabetic())
+                    .unwrap_or(text.len());
                 let (amount, currency) = text.split_at(split);
                 match number_value(amount.trim_end()) {
-                    Some(amount) if amount.is_finite() => {
-                        ExprKind::Money { amount, currency: currency.to_ascii_lowercase() }
-                    }
+                    Some(amount) if amount.is_finite() => ExprKind::Money {
+                        amount,
+                        currency: currency.to_ascii_lowercase(),
+                    },
                     _ => invalid(emitter, "amount"),
                 }
             }
@@ -577,17 +683,26 @@ fn prop_key<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, Ident, Extr
     let quoted = select! { Tok { kind: TokenKind::StrOpen, text: "\"" } => () }
         .ignore_then(select! { Tok { kind: TokenKind::StrText, text } => text })
         .then_ignore(select! { Tok { kind: TokenKind::StrClose, .. } => () })
-        .map_with(|text: &str, e| Ident { name: text.to_owned(), span: sp(e.span()) });
+        .map_with(|text: &str, e| Ident {
+            name: text.to_owned(),
+            span: sp(e.span()),
+        });
     ident().or(quoted)
 }
 
-fn expr_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone {
+fn expr_parser<'t, 's: 't, I: TokInput<'t, 's>>(
+    source: &'s str,
+) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone {
     recursive(move |expr| {
         let arg = ident()
             .then_ignore(sym(TokenKind::Colon))
             .or_not()
             .then(expr.clone())
-            .map_with(|(name, value), e| Arg { name, value, span: sp(e.span()) });
+            .map_with(|(name, value), e| Arg {
+                name,
+                value,
+                span: sp(e.span()),
+            });
         let args = arg
             .separated_by(sym(TokenKind::Comma))
             .allow_trailing()
@@ -596,7 +711,11 @@ fn expr_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
         let prop = prop_key()
             .then_ignore(sym(TokenKind::Colon))
             .then(expr.clone())
-            .map_with(|(key, value), e| Prop { key, value, span: sp(e.span()) });
+            .map_with(|(key, value), e| Prop {
+                key,
+                value,
+                span: sp(e.span()),
+            });
         let record = prop
             .then_ignore(sym(TokenKind::Comma).or_not())
             .repeated()
@@ -619,12 +738,21 @@ fn expr_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
             literal(),
             string_lit(source, expr.clone()).map(ExprKind::Str),
             constant,
-            kw("step").then(ident()).not().ignore_then(ident()).map(ExprKind::Name),
+            kw("step")
+                .then(ident())
+                .not()
+                .ignore_then(ident())
+                .map(ExprKind::Name),
             list,
             record,
         ))
-        .map_with(|kind, e| Expr { kind, span: sp(e.span()) })
-        .or(expr.clone().delimited_by(sym(TokenKind::LParen), sym(TokenKind::RParen)))
+        .map_with(|kind, e| Expr {
+            kind,
+            span: sp(e.span()),
+        })
+        .or(expr
+            .clone()
+            .delimited_by(sym(TokenKind::LParen), sym(TokenKind::RParen)))
         .recover_with(via_parser(nested_delimiters(
             punct(TokenKind::LParen),
             punct(TokenKind::RParen),
@@ -632,7 +760,10 @@ fn expr_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
                 (punct(TokenKind::LBracket), punct(TokenKind::RBracket)),
                 (punct(TokenKind::LBrace), punct(TokenKind::RBrace)),
             ],
-            |span| Expr { kind: ExprKind::Error, span: sp(span) },
+            |span| Expr {
+                kind: ExprKind::Error,
+                span: sp(span),
+            },
         )))
         .recover_with(via_parser(nested_delimiters(
             punct(TokenKind::LBracket),
@@ -641,7 +772,10 @@ fn expr_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
                 (punct(TokenKind::LParen), punct(TokenKind::RParen)),
                 (punct(TokenKind::LBrace), punct(TokenKind::RBrace)),
             ],
-            |span| Expr { kind: ExprKind::Error, span: sp(span) },
+            |span| Expr {
+                kind: ExprKind::Error,
+                span: sp(span),
+            },
         )))
         .boxed();
 
@@ -666,21 +800,32 @@ fn expr_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
                     Postfix::Index(index) => ExprKind::Index(Box::new(base), Box::new(index)),
                     Postfix::Call(args) => ExprKind::Call(Box::new(base), args),
                 };
-                Expr { kind, span: sp(e.span()) }
+                Expr {
+                    kind,
+                    span: sp(e.span()),
+                }
             },
         );
-        let unary = choice((kw("not").to(UnaryOp::Not), sym(TokenKind::Minus).to(UnaryOp::Neg)))
-            .map_with(|op, e| (op, e.span()))
-            .repeated()
-            .foldr_with(postfix, |(op, _), operand, e| Expr {
-                kind: ExprKind::Unary(op, Box::new(operand)),
-                span: sp(e.span()),
-            })
-            .labelled("an expression")
-            .boxed();
-        let binary = |operand: chumsky::Boxed<'t, 't, I, Expr, Extra<'t, 's>>, ops: Vec<(Tok<'static>, BinaryOp)>| {
-            let op = choice(ops.into_iter().map(|(tok, op)| just(tok).to(op)).collect::<Vec<_>>())
-                .labelled("an operator");
+        let unary = choice((
+            kw("not").to(UnaryOp::Not),
+            sym(TokenKind::Minus).to(UnaryOp::Neg),
+        ))
+        .map_with(|op, e| (op, e.span()))
+        .repeated()
+        .foldr_with(postfix, |(op, _), operand, e| Expr {
+            kind: ExprKind::Unary(op, Box::new(operand)),
+            span: sp(e.span()),
+        })
+        .labelled("an expression")
+        .boxed();
+        let binary = |operand: chumsky::Boxed<'t, 't, I, Expr, Extra<'t, 's>>,
+                      ops: Vec<(Tok<'static>, BinaryOp)>| {
+            let op = choice(
+                ops.into_iter()
+                    .map(|(tok, op)| just(tok).to(op))
+                    .collect::<Vec<_>>(),
+            )
+            .labelled("an operator");
             operand
                 .clone()
                 .foldl_with(op.then(operand).repeated(), |lhs, (op, rhs), e| Expr {
@@ -689,24 +834,52 @@ fn expr_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
                 })
                 .boxed()
         };
-        let product = binary(unary, vec![
-            (punct(TokenKind::Star), BinaryOp::Mul),
-            (punct(TokenKind::Slash), BinaryOp::Div),
-        ]);
-        let sum = binary(product, vec![
-            (punct(TokenKind::Plus), BinaryOp::Add),
-            (punct(TokenKind::Minus), BinaryOp::Sub),
-        ]);
-        let comparison = binary(sum, vec![
-            (punct(TokenKind::EqEq), BinaryOp::Eq),
-            (punct(TokenKind::NotEq), BinaryOp::Ne),
-            (punct(TokenKind::LtEq), BinaryOp::Le),
-            (punct(TokenKind::GtEq), BinaryOp::Ge),
-            (punct(TokenKind::Lt), BinaryOp::Lt),
-            (punct(TokenKind::Gt), BinaryOp::Gt),
-        ]);
-        let and = binary(comparison, vec![(Tok { kind: TokenKind::Ident, text: "and" }, BinaryOp::And)]);
-        binary(and, vec![(Tok { kind: TokenKind::Ident, text: "or" }, BinaryOp::Or)]).labelled("an expression")
+        let product = binary(
+            unary,
+            vec![
+                (punct(TokenKind::Star), BinaryOp::Mul),
+                (punct(TokenKind::Slash), BinaryOp::Div),
+            ],
+        );
+        let sum = binary(
+            product,
+            vec![
+                (punct(TokenKind::Plus), BinaryOp::Add),
+                (punct(TokenKind::Minus), BinaryOp::Sub),
+            ],
+        );
+        let comparison = binary(
+            sum,
+            vec![
+                (punct(TokenKind::EqEq), BinaryOp::Eq),
+                (punct(TokenKind::NotEq), BinaryOp::Ne),
+                (punct(TokenKind::LtEq), BinaryOp::Le),
+                (punct(TokenKind::GtEq), BinaryOp::Ge),
+                (punct(TokenKind::Lt), BinaryOp::Lt),
+                (punct(TokenKind::Gt), BinaryOp::Gt),
+            ],
+        );
+        let and = binary(
+            comparison,
+            vec![(
+                Tok {
+                    kind: TokenKind::Ident,
+                    text: "and",
+                },
+                BinaryOp::And,
+            )],
+        );
+        binary(
+            and,
+            vec![(
+                Tok {
+                    kind: TokenKind::Ident,
+                    text: "or",
+                },
+                BinaryOp::Or,
+            )],
+        )
+        .labelled("an expression")
     })
 }
 
@@ -791,7 +964,10 @@ fn top_expr<'t, 's: 't, I: TokInput<'t, 's>>(
             "GX0004",
             format!("expression nested deeper than {MAX_EXPR_DEPTH} levels"),
         ));
-        Expr { kind: ExprKind::Error, span }
+        Expr {
+            kind: ExprKind::Error,
+            span,
+        }
     })
 }
 
@@ -812,15 +988,24 @@ fn type_parser<'t, 's: 't, I: TokInput<'t, 's>>(
             .clone()
             .then(sym(TokenKind::Colon).ignore_then(ty.clone()).or_not())
             .delimited_by(sym(TokenKind::LBracket), sym(TokenKind::RBracket))
-            .map(|(first, second): (TypeExpr, Option<TypeExpr>)| match second {
-                Some(value) => TypeExprKind::Map(Box::new(first), Box::new(value)),
-                None => TypeExprKind::List(Box::new(first)),
-            });
-        let base = choice((union, bracket, path().map(TypeExprKind::Named)))
-            .map_with(|kind, e| TypeExpr { kind, span: sp(e.span()) });
+            .map(
+                |(first, second): (TypeExpr, Option<TypeExpr>)| match second {
+                    Some(value) => TypeExprKind::Map(Box::new(first), Box::new(value)),
+                    None => TypeExprKind::List(Box::new(first)),
+                },
+            );
+        let base = choice((union, bracket, path().map(TypeExprKind::Named))).map_with(|kind, e| {
+            TypeExpr {
+                kind,
+                span: sp(e.span()),
+            }
+        });
         base.then(sym(TokenKind::Question).or_not())
             .map_with(|(ty, question), e| match question {
-                Some(_) => TypeExpr { kind: TypeExprKind::Optional(Box::new(ty)), span: sp(e.span()) },
+                Some(_) => TypeExpr {
+                    kind: TypeExprKind::Optional(Box::new(ty)),
+                    span: sp(e.span()),
+                },
                 None => ty,
             })
             .labelled("a type")
@@ -837,7 +1022,11 @@ fn props_block<'t, 's: 't, I: TokInput<'t, 's>>(
         .then_ignore(sym(TokenKind::Colon))
         .then(top_expr(expr))
         .then_ignore(sym(TokenKind::Comma).or_not())
-        .map_with(|(key, value), e| Prop { key, value, span: sp(e.span()) });
+        .map_with(|(key, value), e| Prop {
+            key,
+            value,
+            span: sp(e.span()),
+        });
     // A property's boundary is the next `name:`; `recovering_list` looks for keywords, so
     // properties use their own skip rule.
     let boundary = prop_key()
@@ -863,7 +1052,11 @@ fn fields_block<'t, 's: 't, I: TokInput<'t, 's>>(
     field: impl Parser<'t, I, Field, Extra<'t, 's>> + Clone + 't,
     what: &'static str,
 ) -> impl Parser<'t, I, Vec<Field>, Extra<'t, 's>> + Clone {
-    let boundary = ident().then(sym(TokenKind::Colon)).ignored().or(sym(TokenKind::RBrace).ignored()).rewind();
+    let boundary = ident()
+        .then(sym(TokenKind::Colon))
+        .ignored()
+        .or(sym(TokenKind::RBrace).ignored())
+        .rewind();
     sym(TokenKind::LBrace)
         .ignore_then(
             sym(TokenKind::RBrace)
@@ -881,7 +1074,9 @@ fn fields_block<'t, 's: 't, I: TokInput<'t, 's>>(
         .map(|fields| fields.into_iter().flatten().collect())
 }
 
-fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<'t, I, SourceFile, Extra<'t, 's>> {
+fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(
+    source: &'s str,
+) -> impl Parser<'t, I, SourceFile, Extra<'t, 's>> {
     let expr = expr_parser(source).boxed();
     let string = string_lit(source, expr.clone()).boxed();
     let ty = type_parser(string.clone()).boxed();
@@ -890,36 +1085,68 @@ fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
         .then_ignore(sym(TokenKind::Colon))
         .then(ty.clone())
         .then(sym(TokenKind::Eq).ignore_then(top.clone()).or_not())
-        .map_with(|((name, ty), default), e| Field { name, ty, default, span: sp(e.span()) })
+        .map_with(|((name, ty), default), e| Field {
+            name,
+            ty,
+            default,
+            span: sp(e.span()),
+        })
         .boxed();
     let arrow_type = sym(TokenKind::Arrow).ignore_then(ty.clone()).or_not();
 
     // Items.
-    let meta = select! { Tok { kind: TokenKind::Ident, text } if META_KEYS.iter().any(|w| *w == text) => text }
+    let meta = select! { Tok { kind: TokenKind::Ident, text } if one_of_words(text, META_KEYS) => text }
         .map_with(|text: &str, e| Ident { name: text.to_owned(), span: sp(e.span()) })
         .then(top.clone())
         .map_with(|(key, value), e| Item::Meta(MetaItem { key, value, span: sp(e.span()) }));
     let use_item = kw("use")
-        .ignore_then(choice((string.clone().map(UseTarget::File), path().map(UseTarget::Module))))
+        .ignore_then(choice((
+            string.clone().map(UseTarget::File),
+            path().map(UseTarget::Module),
+        )))
         .then(kw("as").ignore_then(ident()).or_not())
-        .map_with(|(target, alias), e| Item::Use(UseItem { target, alias, span: sp(e.span()) }));
+        .map_with(|(target, alias), e| {
+            Item::Use(UseItem {
+                target,
+                alias,
+                span: sp(e.span()),
+            })
+        });
     let input = kw("input")
         .ignore_then(fields_block(field.clone(), "the input block"))
-        .map_with(|fields, e| Item::Input(InputBlock { fields, span: sp(e.span()) }));
+        .map_with(|fields, e| {
+            Item::Input(InputBlock {
+                fields,
+                span: sp(e.span()),
+            })
+        });
     let type_decl = kw("type")
         .ignore_then(ident())
         .then(choice((
             fields_block(field.clone(), "the type").map(TypeDeclBody::Record),
-            sym(TokenKind::Eq).ignore_then(ty.clone()).map(TypeDeclBody::Alias),
+            sym(TokenKind::Eq)
+                .ignore_then(ty.clone())
+                .map(TypeDeclBody::Alias),
         )))
-        .map_with(|(name, body), e| Item::Type(TypeDecl { name, body, span: sp(e.span()) }));
+        .map_with(|(name, body), e| {
+            Item::Type(TypeDecl {
+                name,
+                body,
+                span: sp(e.span()),
+            })
+        });
     let model = kw("model")
         .ignore_then(ident())
         .then_ignore(sym(TokenKind::Eq))
         .then(top.clone())
         .then(props_block(expr.clone(), "the model").or_not())
         .map_with(|((name, provider), props), e| {
-            Item::Model(ModelDecl { name, provider, props: props.unwrap_or_default(), span: sp(e.span()) })
+            Item::Model(ModelDecl {
+                name,
+                provider,
+                props: props.unwrap_or_default(),
+                span: sp(e.span()),
+            })
         });
     let knowledge = kw("knowledge")
         .ignore_then(ident())
@@ -927,12 +1154,23 @@ fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
         .then(top.clone())
         .then(props_block(expr.clone(), "the knowledge source").or_not())
         .map_with(|((name, source), props), e| {
-            Item::Knowledge(KnowledgeDecl { name, source, props: props.unwrap_or_default(), span: sp(e.span()) })
+            Item::Knowledge(KnowledgeDecl {
+                name,
+                source,
+                props: props.unwrap_or_default(),
+                span: sp(e.span()),
+            })
         });
     let agent = kw("agent")
         .ignore_then(ident())
         .then(props_block(expr.clone(), "the agent"))
-        .map_with(|(name, props), e| Item::Agent(AgentDecl { name, props, span: sp(e.span()) }));
+        .map_with(|(name, props), e| {
+            Item::Agent(AgentDecl {
+                name,
+                props,
+                span: sp(e.span()),
+            })
+        });
     let tool = kw("tool")
         .ignore_then(ident())
         .then(
@@ -941,12 +1179,21 @@ fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
                 .separated_by(sym(TokenKind::Comma))
                 .allow_trailing()
                 .collect::<Vec<_>>()
-                .delimited_by(sym(TokenKind::LParen), close(TokenKind::RParen, "the parameters")),
+                .delimited_by(
+                    sym(TokenKind::LParen),
+                    close(TokenKind::RParen, "the parameters"),
+                ),
         )
         .then(arrow_type.clone())
         .then(props_block(expr.clone(), "the tool"))
         .map_with(|(((name, params), result), props), e| {
-            Item::Tool(ToolDecl { name, params, result, props, span: sp(e.span()) })
+            Item::Tool(ToolDecl {
+                name,
+                params,
+                result,
+                props,
+                span: sp(e.span()),
+            })
         });
 
     // Flow.
@@ -970,7 +1217,12 @@ fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
             .then(arrow_type.clone())
             .then(props_block(expr.clone(), "the ask").or_not())
             .map_with(|((target, output), props), e| {
-                Action::Ask(Ask { target, output, props: props.unwrap_or_default(), span: sp(e.span()) })
+                Action::Ask(Ask {
+                    target,
+                    output,
+                    props: props.unwrap_or_default(),
+                    span: sp(e.span()),
+                })
             });
         let map = kw("map")
             .ignore_then(ident())
@@ -980,15 +1232,31 @@ fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
             .then(kw("concurrency").ignore_then(top.clone()).or_not())
             .then(body.clone())
             .map_with(|((((var, source), filter), concurrency), body), e| {
-                Action::Map(MapAction { var, source, filter, concurrency, body, span: sp(e.span()) })
+                Action::Map(MapAction {
+                    var,
+                    source,
+                    filter,
+                    concurrency,
+                    body,
+                    span: sp(e.span()),
+                })
             });
         let when = recursive(|when| {
             kw("when")
                 .ignore_then(top.clone())
                 .then(body.clone())
-                .then(kw("else").ignore_then(when.map(Box::new).or(body.clone())).or_not())
+                .then(
+                    kw("else")
+                        .ignore_then(when.map(Box::new).or(body.clone()))
+                        .or_not(),
+                )
                 .map_with(|((cond, then), otherwise), e| {
-                    Action::When(WhenAction { cond, then, otherwise, span: sp(e.span()) })
+                    Action::When(WhenAction {
+                        cond,
+                        then,
+                        otherwise,
+                        span: sp(e.span()),
+                    })
                 })
         });
         let route = kw("route")
@@ -1004,7 +1272,13 @@ fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
             .then(arrow_type.clone())
             .then(props_block(expr.clone(), "the route").or_not())
             .map_with(|(((router, routes), output), props), e| {
-                Action::Route(RouteAction { router, routes, output, props: props.unwrap_or_default(), span: sp(e.span()) })
+                Action::Route(RouteAction {
+                    router,
+                    routes,
+                    output,
+                    props: props.unwrap_or_default(),
+                    span: sp(e.span()),
+                })
             });
         let review = kw("review")
             .ignore_then(kw("by"))
@@ -1014,33 +1288,67 @@ fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
             .then(kw("max").ignore_then(top.clone()).or_not())
             .then(body.clone())
             .map_with(|(((critic, until), max_rounds), body), e| {
-                Action::Review(ReviewAction { critic, until, max_rounds, body, span: sp(e.span()) })
+                Action::Review(ReviewAction {
+                    critic,
+                    until,
+                    max_rounds,
+                    body,
+                    span: sp(e.span()),
+                })
             });
         let approve = kw("approve")
             .ignore_then(top.clone())
-            .map_with(|message, e| Action::Approve(ApproveAction { message, span: sp(e.span()) }));
-        choice((ask, map, when, route, review, approve, top.clone().map(Action::Expr))).boxed()
+            .map_with(|message, e| {
+                Action::Approve(ApproveAction {
+                    message,
+                    span: sp(e.span()),
+                })
+            });
+        choice((
+            ask,
+            map,
+            when,
+            route,
+            review,
+            approve,
+            top.clone().map(Action::Expr),
+        ))
+        .boxed()
     });
     let step = kw("step")
         .ignore_then(ident())
         .then_ignore(sym(TokenKind::Eq))
         .then(action)
-        .map_with(|(name, action), e| Step { name, action, span: sp(e.span()) });
+        .map_with(|(name, action), e| Step {
+            name,
+            action,
+            span: sp(e.span()),
+        });
     let flow = kw("flow")
         .ignore_then(sym(TokenKind::LBrace))
         .ignore_then(recovering_list(step, &["step"]))
         .then_ignore(close(TokenKind::RBrace, "the flow"))
-        .map_with(|steps, e| Item::Flow(Flow { steps, span: sp(e.span()) }));
+        .map_with(|steps, e| {
+            Item::Flow(Flow {
+                steps,
+                span: sp(e.span()),
+            })
+        });
 
     // Policy.
     let rule = choice((
-        kw("approve").ignore_then(path()).map(PolicyRuleKind::Approve),
+        kw("approve")
+            .ignore_then(path())
+            .map(PolicyRuleKind::Approve),
         kw("auto")
             .ignore_then(kw("approve"))
             .ignore_then(path())
             .then(kw("when").ignore_then(top.clone()).or_not())
             .map(|(target, when)| PolicyRuleKind::AutoApprove { target, when }),
-        kw("egress").ignore_then(kw("allow")).ignore_then(top.clone()).map(PolicyRuleKind::Egress),
+        kw("egress")
+            .ignore_then(kw("allow"))
+            .ignore_then(top.clone())
+            .map(PolicyRuleKind::Egress),
         kw("redact")
             .ignore_then(ident())
             .then_ignore(kw("before"))
@@ -1057,20 +1365,37 @@ fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
             .then(top.clone())
             .then_ignore(kw("per"))
             .then(top.clone())
-            .map(|((target, count), window)| PolicyRuleKind::Rate { target, count, window }),
+            .map(|((target, count), window)| PolicyRuleKind::Rate {
+                target,
+                count,
+                window,
+            }),
     ))
-    .map_with(|kind, e| PolicyRule { kind, span: sp(e.span()) });
+    .map_with(|kind, e| PolicyRule {
+        kind,
+        span: sp(e.span()),
+    });
     let policy = kw("policy")
         .ignore_then(sym(TokenKind::LBrace))
         .ignore_then(recovering_list(rule, POLICY_KEYWORDS))
         .then_ignore(close(TokenKind::RBrace, "the policy"))
-        .map_with(|rules, e| Item::Policy(Policy { rules, span: sp(e.span()) }));
+        .map_with(|rules, e| {
+            Item::Policy(Policy {
+                rules,
+                span: sp(e.span()),
+            })
+        });
 
     let outcome = kw("outcome")
         .ignore_then(kw("success"))
         .ignore_then(kw("when"))
         .ignore_then(top.clone())
-        .map_with(|cond, e| Item::Outcome(Outcome { cond, span: sp(e.span()) }));
+        .map_with(|cond, e| {
+            Item::Outcome(Outcome {
+                cond,
+                span: sp(e.span()),
+            })
+        });
     let comparison_op = select! {
         Tok { kind: TokenKind::EqEq, .. } => BinaryOp::Eq,
         Tok { kind: TokenKind::NotEq, .. } => BinaryOp::Ne,
@@ -1084,8 +1409,19 @@ fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
         .ignore_then(ident())
         .then_ignore(sym(TokenKind::Eq))
         .then(top.clone())
-        .then(kw("target").ignore_then(comparison_op.then(top.clone())).or_not())
-        .map_with(|((name, expr), target), e| Item::Kpi(Kpi { name, expr, target, span: sp(e.span()) }));
+        .then(
+            kw("target")
+                .ignore_then(comparison_op.then(top.clone()))
+                .or_not(),
+        )
+        .map_with(|((name, expr), target), e| {
+            Item::Kpi(Kpi {
+                name,
+                expr,
+                target,
+                span: sp(e.span()),
+            })
+        });
 
     // Evals.
     let eval_stmt = choice((
@@ -1099,18 +1435,31 @@ fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
             .then_ignore(sym(TokenKind::Eq))
             .then(top.clone())
             .map(|(name, value)| EvalStmtKind::Input { name, value }),
-        kw("approve").to(true).or(kw("reject").to(false))
+        kw("approve")
+            .to(true)
+            .or(kw("reject").to(false))
             .then(ident())
             .map(|(approve, target)| EvalStmtKind::Approve { approve, target }),
-        kw("expect").ignore_then(top.clone()).map(EvalStmtKind::Expect),
+        kw("expect")
+            .ignore_then(top.clone())
+            .map(EvalStmtKind::Expect),
     ))
-    .map_with(|kind, e| EvalStmt { kind, span: sp(e.span()) });
+    .map_with(|kind, e| EvalStmt {
+        kind,
+        span: sp(e.span()),
+    });
     let eval = kw("eval")
         .ignore_then(string.clone())
         .then_ignore(sym(TokenKind::LBrace))
         .then(recovering_list(eval_stmt, EVAL_KEYWORDS))
         .then_ignore(close(TokenKind::RBrace, "the eval"))
-        .map_with(|(name, stmts), e| Item::Eval(Eval { name, stmts, span: sp(e.span()) }));
+        .map_with(|(name, stmts), e| {
+            Item::Eval(Eval {
+                name,
+                stmts,
+                span: sp(e.span()),
+            })
+        });
 
     // Layout.
     let number = sym(TokenKind::Minus)
@@ -1134,34 +1483,58 @@ fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(source: &'s str) -> impl Parser<
                 .delimited_by(sym(TokenKind::LParen), sym(TokenKind::RParen)),
         )
         .then_ignore(sym(TokenKind::Comma).or_not())
-        .map_with(|(name, (x, y)), e| LayoutEntry { name, x, y, span: sp(e.span()) });
-    let layout_boundary = ident().then(sym(TokenKind::Colon)).ignored().or(sym(TokenKind::RBrace).ignored()).rewind();
+        .map_with(|(name, (x, y)), e| LayoutEntry {
+            name,
+            x,
+            y,
+            span: sp(e.span()),
+        });
+    let layout_boundary = ident()
+        .then(sym(TokenKind::Colon))
+        .ignored()
+        .or(sym(TokenKind::RBrace).ignored())
+        .rewind();
     let layout = kw("layout")
         .ignore_then(sym(TokenKind::LBrace))
         .ignore_then(
             sym(TokenKind::RBrace)
                 .not()
-                .ignore_then(entry.map(Some).recover_with(via_parser(skip_to(layout_boundary))))
+                .ignore_then(
+                    entry
+                        .map(Some)
+                        .recover_with(via_parser(skip_to(layout_boundary))),
+                )
                 .repeated()
                 .collect::<Vec<_>>(),
         )
         .then_ignore(close(TokenKind::RBrace, "the layout"))
         .map_with(|entries, e| {
-            Item::Layout(Layout { entries: entries.into_iter().flatten().collect(), span: sp(e.span()) })
+            Item::Layout(Layout {
+                entries: entries.into_iter().flatten().collect(),
+                span: sp(e.span()),
+            })
         });
 
     let item = choice((
-        meta, use_item, input, type_decl, model, knowledge, agent, tool, flow, policy, outcome, kpi, eval, layout,
+        meta, use_item, input, type_decl, model, knowledge, agent, tool, flow, policy, outcome,
+        kpi, eval, layout,
     ))
     .boxed();
     let items = recovering_list(item, ITEM_KEYWORDS);
 
-    let header = choice((kw("pack").to(FileKind::Pack), kw("module").to(FileKind::Module)))
-        .labelled("`pack` or `module`")
-        .then(ident());
+    let header = choice((
+        kw("pack").to(FileKind::Pack),
+        kw("module").to(FileKind::Module),
+    ))
+    .labelled("`pack` or `module`")
+    .then(ident());
     let trailing = any().repeated().count().validate(|count, e, emitter| {
         if count > 0 {
-            emitter.emit(custom(e.span(), "GX0001", "unexpected text after the closing `}`"));
+            emitter.emit(custom(
+                e.span(),
+                "GX0001",
+                "unexpected text after the closing `}`",
+            ));
         }
     });
     header

@@ -21,7 +21,10 @@ impl Span {
     /// A span from byte offsets; offsets beyond `u32::MAX` are clamped.
     pub fn new(start: usize, end: usize) -> Span {
         let clamp = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
-        Span { start: clamp(start), end: clamp(end.max(start)) }
+        Span {
+            start: clamp(start),
+            end: clamp(end.max(start)),
+        }
     }
 
     /// The empty span at `offset`.
@@ -36,7 +39,10 @@ impl Span {
 
     /// The smallest span covering both.
     pub fn cover(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 
     /// Whether `offset` lies inside the span (an offset at `end` counts, for cursors).
@@ -90,11 +96,17 @@ impl LineIndex {
     /// The position of byte `offset` in `text` (which must be the indexed text).
     pub fn line_col(&self, text: &str, offset: u32) -> LineCol {
         let offset = offset.min(u32::try_from(text.len()).unwrap_or(u32::MAX));
-        let line = self.line_starts.partition_point(|&start| start <= offset).saturating_sub(1);
+        let line = self
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            .saturating_sub(1);
         let start = self.line_starts.get(line).copied().unwrap_or(0);
         let prefix = text.get(start as usize..offset as usize).unwrap_or("");
         let character = prefix.encode_utf16().count();
-        LineCol { line: line as u32, character: character as u32 }
+        LineCol {
+            line: line as u32,
+            character: character as u32,
+        }
     }
 
     /// The byte offset of a 0-based line and UTF-16 character; clamped to the text.

@@ -51,11 +51,18 @@ pub(crate) fn text_block_removals(body: &str) -> Vec<(usize, usize)> {
     }
     let leading_ws = |start: usize| {
         body.get(start..)
-            .map(|rest| rest.bytes().take_while(|b| *b == b' ' || *b == b'\t').count())
+            .map(|rest| {
+                rest.bytes()
+                    .take_while(|b| *b == b' ' || *b == b'\t')
+                    .count()
+            })
             .unwrap_or(0)
     };
     let is_blank_from = |start: usize, ws: usize| {
-        matches!(body.as_bytes().get(start + ws), None | Some(b'\n') | Some(b'\r'))
+        matches!(
+            body.as_bytes().get(start + ws),
+            None | Some(b'\n') | Some(b'\r')
+        )
     };
     let indent = line_starts
         .iter()
@@ -94,7 +101,10 @@ mod tests {
 
     #[test]
     fn text_blocks_drop_common_indentation() {
-        assert_eq!(apply("\n    You triage.\n      Be terse.\n  "), "You triage.\n  Be terse.\n");
+        assert_eq!(
+            apply("\n    You triage.\n      Be terse.\n  "),
+            "You triage.\n  Be terse.\n"
+        );
         assert_eq!(apply("one line"), "one line");
         assert_eq!(apply("\n  a\n\n  b\n"), "a\n\nb\n");
     }

@@ -20,7 +20,11 @@ pub fn render(source: &str, diagnostics: &[Diagnostic]) -> String {
         out.push_str(&format!("  | {line}\n"));
         let width = d.span.len().max(1) as usize;
         let width = width.min(line.len().saturating_sub(start.character as usize).max(1));
-        out.push_str(&format!("  | {}{}\n", " ".repeat(start.character as usize), "^".repeat(width)));
+        out.push_str(&format!(
+            "  | {}{}\n",
+            " ".repeat(start.character as usize),
+            "^".repeat(width)
+        ));
         if let Some(help) = &d.help {
             out.push_str(&format!("  = help: {help}\n"));
         }

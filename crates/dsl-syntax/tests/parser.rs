@@ -10,7 +10,12 @@ fn ok_cases() {
     insta::glob!("../../../tests/data/parser/ok", "*.gx", |path| {
         let source = std::fs::read_to_string(path).expect("case file");
         let parse = parse(&source);
-        assert_eq!(common::render(&source, &parse.errors), "", "{}", path.display());
+        assert_eq!(
+            common::render(&source, &parse.errors),
+            "",
+            "{}",
+            path.display()
+        );
         assert_eq!(parse.print(&source), source);
         insta::assert_snapshot!(format!("{:#?}", parse.file));
     });
@@ -21,7 +26,11 @@ fn err_cases() {
     insta::glob!("../../../tests/data/parser/err", "*.gx", |path| {
         let source = std::fs::read_to_string(path).expect("case file");
         let parse = parse(&source);
-        assert!(!parse.errors.is_empty(), "{} parsed without errors", path.display());
+        assert!(
+            !parse.errors.is_empty(),
+            "{} parsed without errors",
+            path.display()
+        );
         assert_eq!(parse.print(&source), source);
         let items: Vec<String> = parse
             .file

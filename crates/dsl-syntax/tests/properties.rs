@@ -3,6 +3,7 @@
 //! keeps the parsed meaning.
 
 use dsl_syntax::format::format;
+use dsl_syntax::mutate::{Mutation, mutate};
 use dsl_syntax::parse;
 use proptest::prelude::*;
 
@@ -29,48 +30,8 @@ fn meaning(source: &str) -> serde_json::Value {
     value
 }
 
-/// Splits a seed into its tokens' texts, so mutations act on tokens.
-fn token_texts(source: &str) -> Vec<String> {
-    parse(source).tokens.iter().map(|t| t.span.text(source).to_string()).collect()
-}
-
-#[derive(Debug, Clone)]
-enum Mutation {
-    Delete(usize),
-    Duplicate(usize),
-    Swap(usize, usize),
-    Truncate(usize),
-}
-
 fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        any::<usize>().prop_map(Mutation::Delete),
-        any::<usize>().prop_map(Mutation::Duplicate),
-        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::Swap(a, b)),
-        any::<usize>().prop_map(Mutation::Truncate),
-    ]
-}
-
-fn mutate(seed: &str, mutations: &[Mutation]) -> String {
-    let mut tokens = token_texts(seed);
-    for m in mutations {
-        if tokens.is_empty() {
-            break;
-        }
-        let n = tokens.len();
-        match *m {
-            Mutation::Delete(i) => {
-                tokens.remove(i % n);
-            }
-            Mutation::Duplicate(i) => {
-                let t = tokens[i % n].clone();
-                tokens.insert(i % n, t);
-            }
-            Mutation::Swap(a, b) => tokens.swap(a % n, b % n),
-            Mutation::Truncate(i) => tokens.truncate(i % n),
-        }
-    }
-    tokens.concat()
+    any::<(u8, usize, usize)>().prop_map(|(kind, a, b)| Mutation::from_parts(kind, a, b))
 }
 
 fn exercise(source: &str) {
@@ -88,12 +49,16 @@ fn exercise(source: &str) {
     if let Ok(formatted) = format(source) {
         let again = format(&formatted).expect("formatted output parses");
         assert_eq!(formatted, again, "idempotent");
-        assert_eq!(meaning(source), meaning(&formatted), "formatting kept the meaning");
+        assert_eq!(
+            meaning(source),
+            meaning(&formatted),
+            "formatting kept the meaning"
+        );
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_text_never_panics(source in "\\PC{0,200}") {
@@ -121,11 +86,22 @@ fn seeds_survive_the_laws() {
 #[test]
 fn ten_thousand_levels_of_nesting_give_a_diagnostic() {
     for (open, close) in [("[", "]"), ("(", ")"), ("{", "}")] {
-        let source = format!("pack p {{ flow {{ step a = {}1{} }} }}", open.repeat(10_000), close.repeat(10_000));
+        let source = format!(
+            "pack p {{ flow {{ step a = {}1{} }} }}",
+            open.repeat(10_000),
+            close.repeat(10_000)
+        );
         let parsed = parse(&source);
-        assert!(parsed.errors.iter().any(|e| e.code == "GX0004"), "{open}: {:?}", parsed.errors.first());
+        assert!(
+            parsed.errors.iter().any(|e| e.code == "GX0004"),
+            "{open}: {:?}",
+            parsed.errors.first()
+        );
     }
-    let source = format!("pack p {{ flow {{ step a = {}x }} }}", "not ".repeat(10_000));
+    let source = format!(
+        "pack p {{ flow {{ step a = {}x }} }}",
+        "not ".repeat(10_000)
+    );
     assert!(parse(&source).errors.iter().any(|e| e.code == "GX0004"));
     let source = format!("pack p {{ flow {{ step a = x{} }} }}", ".y".repeat(10_000));
     assert!(parse(&source).errors.iter().any(|e| e.code == "GX0004"));
