@@ -278,8 +278,6 @@ fn to_diagnostic(error: &Rich<'_, Tok<'_>>) -> Diagnostic {
             let code = match code {
                 "GX0004" => "GX0004",
                 "GX0005" => "GX0005",
-                "GX0006" => "GX0006",
-                "GX0007" => "GX0007",
                 _ => "GX0001",
             };
             Diagnostic::error(code, span, message)
