@@ -1,8 +1,9 @@
-//! Checks one file and prints its diagnostics (a development aid).
+//! Checks one file and prints its diagnostics, and with `json`, `dot` or `mermaid` its plan
+//! (a development aid): `cargo run -p dsl-check --example check_file PATH [json|dot|mermaid]`.
 fn main() {
-    let Some(path) = std::env::args().nth(1) else {
-        return;
-    };
+    let mut args = std::env::args().skip(1);
+    let Some(path) = args.next() else { return };
+    let format = args.next();
     let Ok(source) = std::fs::read_to_string(&path) else {
         return;
     };
@@ -10,13 +11,20 @@ fn main() {
     let analysis = dsl_check::check(&source, &dsl_check::NoFiles);
     let checked = start.elapsed();
     let plan = dsl_check::lower(&analysis);
-    println!(
-        "{}",
-        dsl_check::render::plain(&source, &analysis.diagnostics)
-    );
-    println!(
-        "checked in {checked:?}, total {:?}, plan: {}",
-        start.elapsed(),
-        plan.is_some()
-    );
+    let total = start.elapsed();
+    match (format.as_deref(), &plan) {
+        (Some("json"), Some(plan)) => println!("{}", plan.to_json()),
+        (Some("dot"), Some(plan)) => println!("{}", plan.to_dot()),
+        (Some("mermaid"), Some(plan)) => println!("{}", plan.to_mermaid()),
+        _ => {
+            println!(
+                "{}",
+                dsl_check::render::plain(&source, &analysis.diagnostics)
+            );
+            println!(
+                "checked in {checked:?}, total {total:?}, plan: {}",
+                plan.is_some()
+            );
+        }
+    }
 }

@@ -77,7 +77,14 @@ pub(crate) struct Checker<'a> {
     pub item_start: u32,
     /// The pack's policy, summarised.
     pub policy: crate::policy::PolicyInfo,
+    /// Work spent on "did you mean" suggestions so far (candidates considered).
+    pub suggestion_work: usize,
 }
+
+/// How many candidates "did you mean" may consider per file in total: a file with thousands
+/// of unknown names among thousands of steps still checks in linear time (the later
+/// diagnostics just carry no suggestion).
+const SUGGESTION_BUDGET: usize = 2_000_000;
 
 /// Checks a file that is the main file of a `check` call.
 pub(crate) fn check_main(
@@ -170,6 +177,7 @@ impl<'a> Checker<'a> {
             body_depth: 0,
             item_start: 0,
             policy: crate::policy::PolicyInfo::default(),
+            suggestion_work: 0,
         }
     }
 
@@ -181,6 +189,12 @@ impl<'a> Checker<'a> {
         let mut diags = self.diags;
         diags.sort_by_key(|d| (d.span.start, d.span.end));
         (self.program, diags)
+    }
+
+    /// Whether a suggestion over `candidates` names is still affordable (and charges it).
+    pub fn can_suggest(&mut self, candidates: usize) -> bool {
+        self.suggestion_work = self.suggestion_work.saturating_add(candidates);
+        self.suggestion_work <= SUGGESTION_BUDGET
     }
 
     /// Reports a diagnostic.

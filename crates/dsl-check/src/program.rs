@@ -417,6 +417,11 @@ pub struct Program {
     /// Step indices in a topological order (a step after the steps it reads; the steps of a
     /// cycle in source order).
     pub step_order: Vec<usize>,
+    /// The value type of every action (steps and bodies), by the action's span.
+    #[serde(skip)]
+    pub(crate) action_types: HashMap<(u32, u32), Ty>,
+    #[serde(skip)]
+    pub(crate) type_index: HashMap<Arc<str>, usize>,
     #[serde(skip)]
     pub(crate) step_index: HashMap<Arc<str>, usize>,
 }
@@ -425,6 +430,11 @@ impl Program {
     /// The step named `name`.
     pub fn step(&self, name: &str) -> Option<&StepInfo> {
         self.step_index.get(name).and_then(|&i| self.steps.get(i))
+    }
+
+    /// The value type of the action (step or body) written at `span`.
+    pub fn action_type(&self, span: Span) -> Option<&Ty> {
+        self.action_types.get(&(span.start, span.end))
     }
 
     /// The index of the step named `name`.

@@ -195,6 +195,9 @@ impl<'a> Checker<'a> {
             doc,
         };
         let info = Arc::new(info);
+        self.program
+            .type_index
+            .insert(name.clone(), self.program.types.len());
         self.program.types.push(info.clone());
         self.types.insert(name, info);
     }

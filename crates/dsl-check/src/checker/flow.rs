@@ -137,8 +137,19 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// The type of an action's value.
+    /// The type of an action's value (recorded by span for the plan).
     pub(crate) fn infer_action(&mut self, action: &'a Action) -> Ty {
+        let ty = self.infer_action_inner(action);
+        if self.record {
+            let span = action.span();
+            self.program
+                .action_types
+                .insert((span.start, span.end), ty.clone());
+        }
+        ty
+    }
+
+    fn infer_action_inner(&mut self, action: &'a Action) -> Ty {
         match action {
             Action::Expr(expr) => self.infer(expr),
             Action::Ask(ask) => {

@@ -139,12 +139,16 @@ fn unknown<'c>(
 
 /// GX0602: `approve x` / `reject x` for an unknown step.
 pub(crate) fn unknown_step(checker: &mut Checker<'_>, name: &Ident) {
-    let mut steps: Vec<String> = checker
-        .program
-        .steps
-        .iter()
-        .map(|s| s.name.to_string())
-        .collect();
+    let mut steps: Vec<String> = if checker.can_suggest(checker.program.steps.len()) {
+        checker
+            .program
+            .steps
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
     steps.push("all".to_string());
     steps.sort_unstable();
     let diagnostic = Diagnostic::error(

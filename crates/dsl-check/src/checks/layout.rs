@@ -8,12 +8,16 @@ use crate::checker::Checker;
 
 /// `layout { nope: (0, 0) }`.
 pub(crate) fn unknown_step(checker: &mut Checker<'_>, name: &Ident) {
-    let mut steps: Vec<String> = checker
-        .program
-        .steps
-        .iter()
-        .map(|s| s.name.to_string())
-        .collect();
+    let mut steps: Vec<String> = if checker.can_suggest(checker.program.steps.len()) {
+        checker
+            .program
+            .steps
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
     steps.sort_unstable();
     let diagnostic = Diagnostic::warning(
         "GX0506",

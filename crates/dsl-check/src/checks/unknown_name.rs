@@ -8,11 +8,16 @@ use crate::checker::Checker;
 
 /// An unknown name in value position.
 pub(crate) fn report(checker: &mut Checker<'_>, name: &Ident) {
-    let candidates: Vec<String> = checker
-        .visible_value_names()
-        .into_iter()
-        .map(str::to_string)
-        .collect();
+    let count = checker.steps.len() + checker.locals.len() + checker.agents.len();
+    let candidates: Vec<String> = if checker.can_suggest(count) {
+        checker
+            .visible_value_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let diagnostic =
         Diagnostic::error("GX0201", name.span, format!("unknown name `{}`", name.name));
     let (mut diagnostic, suggested) = with_suggestion(

@@ -1,0 +1,644 @@
+//! Lowering a checked pack to a [`Plan`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use dsl_syntax::ast::{
+    Action, Arg, EvalStmtKind, Expr, ExprKind, FileKind, Item, PolicyRuleKind, Prop, StrPart,
+};
+use petgraph::stable_graph::NodeIndex;
+
+use super::{
+    Edge, EdgeKind, GateCall, Graph, Node, NodeKind, PLAN_VERSION, PackMeta, Plan, PlanAgent,
+    PlanArg, PlanEval, PlanInput, PlanKnowledge, PlanKpi, PlanModel, ProviderRef,
+};
+use crate::Analysis;
+use crate::checker::plain_string;
+use crate::policy::GateDecision;
+use crate::program::{Program, ToolInfo, TypeInfo};
+use crate::ty::Ty;
+
+struct Lowering<'a> {
+    program: &'a Program,
+    tools: HashMap<String, Arc<ToolInfo>>,
+    /// Tool call sites: call span -> tool key.
+    calls: HashMap<(u32, u32), &'a str>,
+    used_tools: Vec<String>,
+    used_seen: HashSet<String>,
+    agent_names: HashSet<&'a str>,
+}
+
+/// Lowers `analysis` (which must be free of errors) to a plan.
+pub(crate) fn lower(analysis: &Analysis) -> Option<Plan> {
+    let file = &analysis.parse.file;
+    if file.kind != Some(FileKind::Pack) {
+        return None;
+    }
+    let program = &analysis.program;
+    let mut lowering = Lowering {
+        program,
+        tools: program.tools.iter().map(|t| (t.key(), t.clone())).collect(),
+        calls: HashMap::new(),
+        used_tools: Vec::new(),
+        used_seen: HashSet::new(),
+        agent_names: program.agents.iter().map(|a| &*a.name).collect(),
+    };
+    for step in &program.steps {
+        for call in &step.calls {
+            lowering
+                .calls
+                .insert((call.span.start, call.span.end), call.tool.as_str());
+        }
+    }
+
+    let mut pack = PackMeta {
+        name: program.name.clone().unwrap_or_default(),
+        ..PackMeta::default()
+    };
+    let mut models = Vec::new();
+    let mut knowledge = Vec::new();
+    let mut agents = Vec::new();
+    let mut outcome = None;
+    let mut kpis = Vec::new();
+    let mut evals = Vec::new();
+    let mut steps = Vec::new();
+    for item in &file.items {
+        match item {
+            Item::Meta(meta) => {
+                let value = plain_string(&meta.value);
+                match meta.key.name.as_str() {
+                    "title" => pack.title = value,
+                    "version" => pack.version = value,
+                    "description" => pack.description = value,
+                    "owner" => pack.owner = value,
+                    "tags" => {
+                        if let ExprKind::List(items) = &meta.value.kind {
+                            pack.tags = items.iter().filter_map(plain_string).collect();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Item::Model(model) => {
+                let Some(provider) = provider_ref(&model.provider) else {
+                    continue;
+                };
+                let mut fallback = Vec::new();
+                let mut props = Vec::new();
+                let mut provider = provider;
+                for prop in &model.props {
+                    match prop.key.name.as_str() {
+                        "fallback" => match &prop.value.kind {
+                            ExprKind::List(calls) => {
+                                fallback.extend(calls.iter().filter_map(provider_ref))
+                            }
+                            _ => fallback.extend(provider_ref(&prop.value)),
+                        },
+                        "api_key" => provider.api_key_secret = secret_name(&prop.value),
+                        _ => props.push((prop.key.name.clone(), prop.value.clone())),
+                    }
+                }
+                models.push(PlanModel {
+                    name: model.name.name.clone(),
+                    provider,
+                    fallback,
+                    props,
+                });
+            }
+            Item::Knowledge(source) => knowledge.push(PlanKnowledge {
+                name: source.name.name.clone(),
+                source: source.source.clone(),
+                props: props_of(&source.props),
+            }),
+            Item::Agent(agent) => {
+                let info = program.agents.iter().find(|a| *a.name == *agent.name.name);
+                let instructions = agent
+                    .props
+                    .iter()
+                    .find(|p| p.key.name == "instructions")
+                    .map(|p| p.value.clone());
+                let tools = info.map(|a| a.tools.clone()).unwrap_or_default();
+                for tool in &tools {
+                    lowering.use_tool(tool);
+                }
+                agents.push(PlanAgent {
+                    name: agent.name.name.clone(),
+                    model: info.and_then(|a| a.model.clone()),
+                    instructions,
+                    tools,
+                    knowledge: info.map(|a| a.knowledge.clone()).unwrap_or_default(),
+                });
+            }
+            Item::Flow(flow) => steps.extend(flow.steps.iter()),
+            Item::Outcome(o) => outcome = Some(o.cond.clone()),
+            Item::Kpi(kpi) => kpis.push(PlanKpi {
+                name: kpi.name.name.clone(),
+                expr: kpi.expr.clone(),
+                target: kpi.target.clone(),
+            }),
+            Item::Eval(eval) => {
+                let mut case = PlanEval {
+                    name: eval.name.as_plain().unwrap_or_default(),
+                    mocks: Vec::new(),
+                    inputs: Vec::new(),
+                    decisions: Vec::new(),
+                    expects: Vec::new(),
+                    span: eval.span,
+                };
+                for stmt in &eval.stmts {
+                    match &stmt.kind {
+                        EvalStmtKind::Mock { target, value } => {
+                            let key = target
+                                .iter()
+                                .map(|i| i.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(".");
+                            if lowering.tools.contains_key(&key) {
+                                lowering.use_tool(&key);
+                            }
+                            case.mocks.push((key, value.clone()));
+                        }
+                        EvalStmtKind::Input { name, value } => {
+                            case.inputs.push((name.name.clone(), value.clone()))
+                        }
+                        EvalStmtKind::Approve { approve, target } => {
+                            case.decisions.push((target.name.clone(), *approve))
+                        }
+                        EvalStmtKind::Expect(expr) => case.expects.push(expr.clone()),
+                        EvalStmtKind::Error => {}
+                    }
+                }
+                evals.push(case);
+            }
+            Item::Policy(policy) => {
+                for rule in &policy.rules {
+                    if let PolicyRuleKind::Approve(path)
+                    | PolicyRuleKind::AutoApprove { target: path, .. }
+                    | PolicyRuleKind::Rate { target: path, .. } = &rule.kind
+                    {
+                        let key = path
+                            .iter()
+                            .map(|i| i.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(".");
+                        if lowering.tools.contains_key(&key) {
+                            lowering.use_tool(&key);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // The flow: one node per step (plus gates), then the data edges.
+    let mut graph = Graph::default();
+    let mut step_nodes: Vec<Option<NodeIndex>> = vec![None; program.steps.len()];
+    let mut gate_nodes: Vec<Option<NodeIndex>> = vec![None; program.steps.len()];
+    for step in steps {
+        let Some(index) = program.step_index(&step.name.name) else {
+            continue;
+        };
+        let (node, gate) =
+            lowering.action_node(&mut graph, &step.name.name, &step.name.name, &step.action);
+        if let Some(slot) = step_nodes.get_mut(index) {
+            *slot = Some(node);
+        }
+        if let Some(slot) = gate_nodes.get_mut(index) {
+            *slot = gate;
+        }
+    }
+    for (index, step) in program.steps.iter().enumerate() {
+        let Some(Some(to)) = step_nodes.get(index).copied() else {
+            continue;
+        };
+        let gate = gate_nodes.get(index).copied().flatten();
+        for dep in &step.deps {
+            let Some(Some(from)) = step_nodes.get(dep.step).copied() else {
+                continue;
+            };
+            let edge = Edge {
+                kind: EdgeKind::Data,
+                path: dep.path.clone(),
+            };
+            if let Some(gate) = gate {
+                graph.add_edge(from, gate, edge.clone());
+            }
+            graph.add_edge(from, to, edge);
+        }
+    }
+
+    let inputs = program
+        .inputs
+        .iter()
+        .map(|input| PlanInput {
+            name: input.field.name.to_string(),
+            ty: input.field.ty.clone(),
+            type_text: input.field.ty.to_string(),
+            default: input.field.default.clone(),
+        })
+        .collect();
+
+    let mut tools: Vec<Arc<ToolInfo>> = Vec::new();
+    for key in &lowering.used_tools {
+        if let Some(tool) = lowering.tools.get(key) {
+            tools.push(tool.clone());
+        }
+    }
+    let types = collect_types(program, &graph, &tools);
+
+    Some(Plan {
+        version: PLAN_VERSION,
+        language: program
+            .language
+            .clone()
+            .unwrap_or_else(|| "0.1".to_string()),
+        pack,
+        inputs,
+        types,
+        models,
+        knowledge,
+        agents,
+        tools,
+        graph,
+        policy: program.policy.clone(),
+        outcome,
+        kpis,
+        evals,
+    })
+}
+
+impl<'a> Lowering<'a> {
+    fn use_tool(&mut self, key: &str) {
+        if self.used_seen.insert(key.to_string()) {
+            self.used_tools.push(key.to_string());
+        }
+    }
+
+    /// Lowers one action into `graph` as node `id`, with a gate before it when one of its own
+    /// calls (not those of sub-plans) needs approval. Returns the node and the gate.
+    fn action_node(
+        &mut self,
+        graph: &mut Graph,
+        step: &str,
+        id: &str,
+        action: &Action,
+    ) -> (NodeIndex, Option<NodeIndex>) {
+        let output = self
+            .program
+            .action_type(action.span())
+            .cloned()
+            .unwrap_or(Ty::Error);
+        let mut own_calls: Vec<&'a str> = Vec::new();
+        let kind = match action {
+            Action::Expr(expr) => {
+                self.collect_calls(expr, &mut own_calls);
+                match &expr.kind {
+                    ExprKind::Call(_, args)
+                        if self.calls.contains_key(&(expr.span.start, expr.span.end)) =>
+                    {
+                        let tool = self
+                            .calls
+                            .get(&(expr.span.start, expr.span.end))
+                            .copied()
+                            .unwrap_or_default();
+                        let nested_calls = args.iter().any(|a| {
+                            let mut inner = Vec::new();
+                            self.collect_calls(&a.value, &mut inner);
+                            !inner.is_empty()
+                        });
+                        if nested_calls {
+                            NodeKind::Compute {
+                                expr: expr.clone(),
+                                tools: own_calls.iter().map(|t| t.to_string()).collect(),
+                            }
+                        } else {
+                            NodeKind::Tool {
+                                tool: tool.to_string(),
+                                args: self.named_args(tool, args),
+                            }
+                        }
+                    }
+                    _ => NodeKind::Compute {
+                        expr: expr.clone(),
+                        tools: own_calls.iter().map(|t| t.to_string()).collect(),
+                    },
+                }
+            }
+            Action::Ask(ask) => {
+                for prop in &ask.props {
+                    self.collect_calls(&prop.value, &mut own_calls);
+                }
+                let target_kind = if self.agent_names.contains(ask.target.name.as_str()) {
+                    "agent"
+                } else {
+                    "model"
+                };
+                NodeKind::Ask {
+                    target: ask.target.name.clone(),
+                    target_kind: target_kind.to_string(),
+                    prompt: prop(&ask.props, "prompt"),
+                    instructions: prop(&ask.props, "instructions"),
+                    cite: cite_names(&ask.props),
+                }
+            }
+            Action::Map(map) => {
+                self.collect_calls(&map.source, &mut own_calls);
+                let mut body = Graph::default();
+                self.action_node(&mut body, step, &format!("{id}.body"), &map.body);
+                NodeKind::Map {
+                    var: map.var.name.clone(),
+                    source: map.source.clone(),
+                    filter: map.filter.clone(),
+                    concurrency: map.concurrency.clone(),
+                    body,
+                }
+            }
+            Action::When(when) => {
+                self.collect_calls(&when.cond, &mut own_calls);
+                let mut then = Graph::default();
+                self.action_node(&mut then, step, &format!("{id}.then"), &when.then);
+                let otherwise = when.otherwise.as_ref().map(|otherwise| {
+                    let mut graph = Graph::default();
+                    self.action_node(&mut graph, step, &format!("{id}.else"), otherwise);
+                    graph
+                });
+                NodeKind::Branch {
+                    cond: when.cond.clone(),
+                    then,
+                    otherwise,
+                }
+            }
+            Action::Route(route) => NodeKind::Route {
+                router: route.router.name.clone(),
+                routes: route.routes.iter().map(|r| r.name.clone()).collect(),
+                prompt: prop(&route.props, "prompt"),
+                instructions: prop(&route.props, "instructions"),
+                cite: cite_names(&route.props),
+            },
+            Action::Review(review) => {
+                let mut body = Graph::default();
+                self.action_node(&mut body, step, &format!("{id}.body"), &review.body);
+                NodeKind::Review {
+                    critic: review.critic.name.clone(),
+                    until: review.until.clone(),
+                    max_rounds: review.max_rounds.clone(),
+                    body,
+                }
+            }
+            Action::Approve(approve) => NodeKind::Approval {
+                message: approve.message.clone(),
+            },
+            Action::Error(_) => NodeKind::Compute {
+                expr: Expr {
+                    kind: ExprKind::Error,
+                    span: action.span(),
+                },
+                tools: Vec::new(),
+            },
+        };
+        for tool in &own_calls {
+            self.use_tool(tool);
+        }
+        let mut gate_calls = Vec::new();
+        for tool in &own_calls {
+            let scope = self.tools.get(*tool).and_then(|t| t.scope);
+            if let GateDecision::Gate { reason, auto_when } = self.program.policy.gate(tool, scope)
+                && !gate_calls.iter().any(|c: &GateCall| c.tool == *tool)
+            {
+                gate_calls.push(GateCall {
+                    tool: tool.to_string(),
+                    reason,
+                    auto_approve_when: auto_when.cloned(),
+                });
+            }
+        }
+        let gate = if gate_calls.is_empty() {
+            None
+        } else {
+            Some(graph.add_node(Node {
+                id: format!("{id}.approval"),
+                step: step.to_string(),
+                kind: NodeKind::Gate {
+                    calls: gate_calls,
+                    guards: id.to_string(),
+                },
+                output: Ty::Bool,
+                span: action.span(),
+            }))
+        };
+        let node = graph.add_node(Node {
+            id: id.to_string(),
+            step: step.to_string(),
+            kind,
+            output,
+            span: action.span(),
+        });
+        if let Some(gate) = gate {
+            graph.add_edge(
+                gate,
+                node,
+                Edge {
+                    kind: EdgeKind::Approval,
+                    path: String::new(),
+                },
+            );
+        }
+        (node, gate)
+    }
+
+    /// Tool calls inside an expression (not inside sub-actions).
+    fn collect_calls(&self, expr: &Expr, out: &mut Vec<&'a str>) {
+        match &expr.kind {
+            ExprKind::Call(callee, args) => {
+                if let Some(tool) = self.calls.get(&(expr.span.start, expr.span.end)) {
+                    out.push(tool);
+                } else {
+                    self.collect_calls(callee, out);
+                }
+                for arg in args {
+                    self.collect_calls(&arg.value, out);
+                }
+            }
+            ExprKind::Field(base, _) => self.collect_calls(base, out),
+            ExprKind::Index(base, index) => {
+                self.collect_calls(base, out);
+                self.collect_calls(index, out);
+            }
+            ExprKind::List(items) => {
+                for item in items {
+                    self.collect_calls(item, out);
+                }
+            }
+            ExprKind::Record(props) => {
+                for prop in props {
+                    self.collect_calls(&prop.value, out);
+                }
+            }
+            ExprKind::Unary(_, operand) => self.collect_calls(operand, out),
+            ExprKind::Binary(_, left, right) => {
+                self.collect_calls(left, out);
+                self.collect_calls(right, out);
+            }
+            ExprKind::Str(lit) => {
+                for part in &lit.parts {
+                    if let StrPart::Hole(hole) = part {
+                        self.collect_calls(hole, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Arguments by parameter name (positional ones take the parameters' order).
+    fn named_args(&self, tool: &str, args: &[Arg]) -> Vec<PlanArg> {
+        let info = self.tools.get(tool);
+        args.iter()
+            .enumerate()
+            .map(|(index, arg)| PlanArg {
+                name: match &arg.name {
+                    Some(name) => name.name.clone(),
+                    None => info
+                        .and_then(|t| t.params.get(index))
+                        .map(|p| p.name.to_string())
+                        .unwrap_or_default(),
+                },
+                value: arg.value.clone(),
+            })
+            .collect()
+    }
+}
+
+fn prop(props: &[Prop], key: &str) -> Option<Expr> {
+    props
+        .iter()
+        .find(|p| p.key.name == key)
+        .map(|p| p.value.clone())
+}
+
+fn props_of(props: &[Prop]) -> Vec<(String, Expr)> {
+    props
+        .iter()
+        .map(|p| (p.key.name.clone(), p.value.clone()))
+        .collect()
+}
+
+fn cite_names(props: &[Prop]) -> Vec<String> {
+    let Some(cite) = props.iter().find(|p| p.key.name == "cite") else {
+        return Vec::new();
+    };
+    match &cite.value.kind {
+        ExprKind::Name(name) => vec![name.name.clone()],
+        ExprKind::List(items) => items
+            .iter()
+            .filter_map(|i| match &i.kind {
+                ExprKind::Name(name) => Some(name.name.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `secret("NAME")` -> `NAME`.
+fn secret_name(expr: &Expr) -> Option<String> {
+    let ExprKind::Call(callee, args) = &expr.kind else {
+        return None;
+    };
+    let ExprKind::Name(name) = &callee.kind else {
+        return None;
+    };
+    if name.name != "secret" {
+        return None;
+    }
+    args.first().and_then(|a| plain_string(&a.value))
+}
+
+fn provider_ref(call: &Expr) -> Option<ProviderRef> {
+    let ExprKind::Call(callee, args) = &call.kind else {
+        return None;
+    };
+    let ExprKind::Name(provider) = &callee.kind else {
+        return None;
+    };
+    let mut out = ProviderRef {
+        provider: provider.name.clone(),
+        model: String::new(),
+        base_url: None,
+        api_key_secret: None,
+    };
+    for arg in args {
+        match arg.name.as_ref().map(|n| n.name.as_str()) {
+            None => out.model = plain_string(&arg.value).unwrap_or_default(),
+            Some("base_url") => out.base_url = plain_string(&arg.value),
+            Some("api_key") => out.api_key_secret = secret_name(&arg.value),
+            Some(_) => {}
+        }
+    }
+    Some(out)
+}
+
+/// Every declared type reachable from inputs, node outputs and tools, in a stable order.
+fn collect_types(program: &Program, graph: &Graph, tools: &[Arc<ToolInfo>]) -> Vec<Arc<TypeInfo>> {
+    let mut pending: Vec<Ty> = Vec::new();
+    pending.extend(program.inputs.iter().map(|i| i.field.ty.clone()));
+    fn visit_graph(graph: &Graph, pending: &mut Vec<Ty>) {
+        for node in graph.nodes() {
+            pending.push(node.output.clone());
+            match &node.kind {
+                NodeKind::Map { body, .. } | NodeKind::Review { body, .. } => {
+                    visit_graph(body, pending)
+                }
+                NodeKind::Branch {
+                    then, otherwise, ..
+                } => {
+                    visit_graph(then, pending);
+                    if let Some(otherwise) = otherwise {
+                        visit_graph(otherwise, pending);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    visit_graph(graph, &mut pending);
+    for tool in tools {
+        pending.push(tool.result.clone());
+        pending.extend(tool.params.iter().map(|p| p.ty.clone()));
+    }
+    pending.push(Ty::Named(crate::ty::NamedTy {
+        module: Arc::from("core"),
+        name: Arc::from("Citation"),
+        cited: false,
+    }));
+    pending.push(Ty::Named(crate::ty::NamedTy {
+        module: Arc::from("core"),
+        name: Arc::from("Critique"),
+        cited: false,
+    }));
+    let mut seen: HashSet<(Arc<str>, Arc<str>)> = HashSet::new();
+    let mut out: Vec<Arc<TypeInfo>> = Vec::new();
+    while let Some(ty) = pending.pop() {
+        match ty {
+            Ty::List(inner) | Ty::Optional(inner) => pending.push((*inner).clone()),
+            Ty::Map(key, value) => {
+                pending.push((*key).clone());
+                pending.push((*value).clone());
+            }
+            Ty::Record(fields) => pending.extend(fields.iter().map(|(_, t)| t.clone())),
+            Ty::Named(named) => {
+                if !seen.insert((named.module.clone(), named.name.clone())) {
+                    continue;
+                }
+                if let Some(info) = program.type_info(&named.module, &named.name) {
+                    pending.extend(info.fields.iter().map(|f| f.ty.clone()));
+                    out.push(info.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    out.sort_by(|a, b| (&a.module, &a.name).cmp(&(&b.module, &b.name)));
+    out
+}
