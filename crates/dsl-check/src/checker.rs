@@ -77,6 +77,9 @@ pub(crate) struct Checker<'a> {
     pub item_start: u32,
     /// The pack's policy, summarised.
     pub policy: crate::policy::PolicyInfo,
+    /// Aliases of imports that failed (already reported): their uses resolve silently to
+    /// the error type.
+    pub failed_imports: std::collections::HashSet<String>,
     /// Work spent on "did you mean" suggestions so far (candidates considered).
     pub suggestion_work: usize,
 }
@@ -178,6 +181,7 @@ impl<'a> Checker<'a> {
             item_start: 0,
             policy: crate::policy::PolicyInfo::default(),
             suggestion_work: 0,
+            failed_imports: std::collections::HashSet::new(),
         }
     }
 

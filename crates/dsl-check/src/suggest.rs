@@ -1,6 +1,7 @@
 //! "Did you mean" suggestions: the closest candidate name by edit distance.
 
-/// The Levenshtein distance between `a` and `b`, giving up (returning `limit + 1`) once it
+/// The optimal-string-alignment distance between `a` and `b` (Levenshtein plus swaps of
+/// two adjacent characters, the commonest typo), giving up (returning `limit + 1`) once it
 /// exceeds `limit`.
 pub fn edit_distance(a: &str, b: &str, limit: usize) -> usize {
     let a: Vec<char> = a.chars().collect();
@@ -8,32 +9,27 @@ pub fn edit_distance(a: &str, b: &str, limit: usize) -> usize {
     if a.len().abs_diff(b.len()) > limit {
         return limit + 1;
     }
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        let mut row_min = usize::MAX;
+    let width = b.len() + 1;
+    let mut before: Vec<usize> = vec![0; width];
+    let mut previous: Vec<usize> = (0..width).collect();
+    let mut current: Vec<usize> = vec![0; width];
+    for i in 1..=a.len() {
         if let Some(first) = current.first_mut() {
-            *first = i + 1;
+            *first = i;
         }
-        for (j, cb) in b.iter().enumerate() {
+        let mut row_min = i;
+        for j in 1..=b.len() {
+            let ca = a.get(i - 1);
+            let cb = b.get(j - 1);
             let cost = usize::from(ca != cb);
-            let substitute = previous
-                .get(j)
-                .copied()
-                .unwrap_or(usize::MAX)
-                .saturating_add(cost);
-            let delete = previous
-                .get(j + 1)
-                .copied()
-                .unwrap_or(usize::MAX)
-                .saturating_add(1);
-            let insert = current
-                .get(j)
-                .copied()
-                .unwrap_or(usize::MAX)
-                .saturating_add(1);
-            let value = substitute.min(delete).min(insert);
-            if let Some(slot) = current.get_mut(j + 1) {
+            let at = |row: &Vec<usize>, k: usize| row.get(k).copied().unwrap_or(usize::MAX / 2);
+            let mut value = (at(&previous, j - 1) + cost)
+                .min(at(&previous, j) + 1)
+                .min(at(&current, j - 1) + 1);
+            if i > 1 && j > 1 && ca == b.get(j - 2) && a.get(i - 2) == cb {
+                value = value.min(at(&before, j - 2) + 1);
+            }
+            if let Some(slot) = current.get_mut(j) {
                 *slot = value;
             }
             row_min = row_min.min(value);
@@ -41,9 +37,10 @@ pub fn edit_distance(a: &str, b: &str, limit: usize) -> usize {
         if row_min > limit {
             return limit + 1;
         }
+        std::mem::swap(&mut before, &mut previous);
         std::mem::swap(&mut previous, &mut current);
     }
-    previous.last().copied().unwrap_or(limit + 1)
+    previous.last().copied().unwrap_or(limit + 1).min(limit + 1)
 }
 
 /// The candidate closest to `name`, if one is close enough to be a likely misspelling
@@ -81,6 +78,7 @@ mod tests {
         assert_eq!(edit_distance("serch", "search", 3), 1);
         assert_eq!(edit_distance("abc", "abc", 3), 0);
         assert_eq!(edit_distance("a", "abcdef", 2), 3);
+        assert_eq!(edit_distance("sned", "send", 2), 1);
     }
 
     #[test]

@@ -280,6 +280,17 @@ impl<'a> Checker<'a> {
             }
             return;
         }
+        let is_local = self.locals.iter().any(|l| &*l.name == text);
+        if !is_local && self.steps.contains_key(text) {
+            let wanted = if allow_model {
+                "an agent or a model"
+            } else {
+                "an agent"
+            };
+            self.infer_name(target);
+            checks::wrong_kind::report_described(self, target.span, text, "a step", wanted);
+            return;
+        }
         let known = self.is_local_or_known(text);
         if known {
             let ty = self.infer_name(target);

@@ -51,6 +51,9 @@ pub(crate) fn mock_target<'a>(checker: &mut Checker<'a>, target: &'a [Ident]) ->
         }
         [module, name] => {
             let Some(info) = checker.imports.get(module.name.as_str()).cloned() else {
+                if checker.failed_imports.contains(&module.name) {
+                    return None;
+                }
                 let mut modules: Vec<String> =
                     checker.imports.keys().map(|k| k.to_string()).collect();
                 modules.sort_unstable();

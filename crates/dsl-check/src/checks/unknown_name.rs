@@ -8,6 +8,9 @@ use crate::checker::Checker;
 
 /// An unknown name in value position.
 pub(crate) fn report(checker: &mut Checker<'_>, name: &Ident) {
+    if checker.failed_imports.contains(&name.name) {
+        return;
+    }
     let count = checker.steps.len() + checker.locals.len() + checker.agents.len();
     let candidates: Vec<String> = if checker.can_suggest(count) {
         checker
@@ -92,6 +95,9 @@ pub(crate) fn report_input(checker: &mut Checker<'_>, name: &Ident) {
 
 /// `x.y` where `x` is not an imported module.
 pub(crate) fn report_module(checker: &mut Checker<'_>, module: &Ident) {
+    if checker.failed_imports.contains(&module.name) {
+        return;
+    }
     let mut candidates: Vec<String> = checker.imports.keys().map(|k| k.to_string()).collect();
     candidates.sort_unstable();
     let diagnostic = Diagnostic::error(

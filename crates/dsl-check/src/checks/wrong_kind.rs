@@ -32,6 +32,20 @@ pub(crate) fn report(checker: &mut Checker<'_>, span: Span, name: &str, found: &
     );
 }
 
+/// `name` (described as `found`, e.g. "a step") where `wanted` is needed.
+pub(crate) fn report_described(
+    checker: &mut Checker<'_>,
+    span: Span,
+    name: &str,
+    found: &str,
+    wanted: &str,
+) {
+    checker.report(
+        Diagnostic::error("GX0209", span, format!("`{name}` is {found}, not {wanted}"))
+            .with_help(format!("name {wanted} here")),
+    );
+}
+
 /// Calling something that is not a tool or built-in.
 pub(crate) fn not_callable(checker: &mut Checker<'_>, name: &Ident, found: &Ty) {
     if found.is_error() {
