@@ -4,6 +4,17 @@ use serde::Serialize;
 
 use crate::span::Span;
 
+/// The syntax diagnostic codes (the lexer's and the parser's), with a one-line summary each.
+/// `grammar.md` documents each with an example; every one has a case under
+/// `tests/data/parser/err`.
+pub const SYNTAX_CODES: &[(&str, &str)] = &[
+    ("GX0001", "unexpected token"),
+    ("GX0002", "unterminated string or text block"),
+    ("GX0003", "invalid character"),
+    ("GX0004", "nesting too deep"),
+    ("GX0005", "invalid literal: unknown escape or number out of range"),
+];
+
 /// How serious a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -14,7 +14,7 @@ mod parser;
 pub mod span;
 mod strings;
 
-pub use diagnostic::{Diagnostic, Fix, Label, Severity, TextEdit};
+pub use diagnostic::{Diagnostic, Fix, Label, SYNTAX_CODES, Severity, TextEdit};
 pub use lexer::{Token, TokenKind};
 pub use parser::MAX_NESTING;
 pub use span::{LineCol, LineIndex, Span};

@@ -46,3 +46,16 @@ fn err_cases() {
         ));
     });
 }
+
+#[test]
+fn every_syntax_code_has_an_error_case() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/parser/err");
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).expect("err cases").flatten() {
+        let source = std::fs::read_to_string(entry.path()).expect("case file");
+        seen.extend(parse(&source).errors.iter().map(|e| e.code));
+    }
+    for (code, summary) in dsl_syntax::SYNTAX_CODES {
+        assert!(seen.contains(code), "no parser error case reports {code} ({summary})");
+    }
+}
