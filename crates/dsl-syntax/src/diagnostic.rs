@@ -12,7 +12,10 @@ pub const SYNTAX_CODES: &[(&str, &str)] = &[
     ("GX0002", "unterminated string or text block"),
     ("GX0003", "invalid character"),
     ("GX0004", "nesting too deep"),
-    ("GX0005", "invalid literal: unknown escape or number out of range"),
+    (
+        "GX0005",
+        "invalid literal: unknown escape or number out of range",
+    ),
 ];
 
 /// How serious a diagnostic is.

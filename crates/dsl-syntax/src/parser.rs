@@ -1093,10 +1093,20 @@ fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(
     let arrow_type = sym(TokenKind::Arrow).ignore_then(ty.clone()).or_not();
 
     // Items.
-    let meta = select! { Tok { kind: TokenKind::Ident, text } if one_of_words(text, META_KEYS) => text }
-        .map_with(|text: &str, e| Ident { name: text.to_owned(), span: sp(e.span()) })
-        .then(top.clone())
-        .map_with(|(key, value), e| Item::Meta(MetaItem { key, value, span: sp(e.span()) }));
+    let meta =
+        select! { Tok { kind: TokenKind::Ident, text } if one_of_words(text, META_KEYS) => text }
+            .map_with(|text: &str, e| Ident {
+                name: text.to_owned(),
+                span: sp(e.span()),
+            })
+            .then(top.clone())
+            .map_with(|(key, value), e| {
+                Item::Meta(MetaItem {
+                    key,
+                    value,
+                    span: sp(e.span()),
+                })
+            });
     let use_item = kw("use")
         .ignore_then(choice((
             string.clone().map(UseTarget::File),

@@ -56,6 +56,9 @@ fn every_syntax_code_has_an_error_case() {
         seen.extend(parse(&source).errors.iter().map(|e| e.code));
     }
     for (code, summary) in dsl_syntax::SYNTAX_CODES {
-        assert!(seen.contains(code), "no parser error case reports {code} ({summary})");
+        assert!(
+            seen.contains(code),
+            "no parser error case reports {code} ({summary})"
+        );
     }
 }
