@@ -10,6 +10,7 @@
 mod checker;
 pub mod checks;
 pub mod codes;
+pub mod fast_hash;
 pub mod module;
 pub mod plan;
 pub mod policy;
@@ -19,7 +20,7 @@ pub mod stdlib;
 pub mod suggest;
 pub mod ty;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 pub use codes::CODES;
 pub use dsl_syntax::{Diagnostic, Parse, Severity};
@@ -93,11 +94,16 @@ impl Analysis {
 
 /// Parses and checks `source` (a pack or a module). Never fails, never panics.
 pub fn check(source: &str, world: &dyn World) -> Analysis {
-    let parse = dsl_syntax::parse(source);
+    check_parsed(source, dsl_syntax::parse(source), world)
+}
+
+/// Checks an already parsed `source` (for callers that keep the parse, such as the language
+/// server when only imported files changed).
+pub fn check_parsed(source: &str, parse: Parse, world: &dyn World) -> Analysis {
     let mut loader = module::WorldLoader {
         world,
-        files: HashMap::new(),
-        in_progress: HashSet::new(),
+        files: Default::default(),
+        in_progress: Default::default(),
     };
     let (program, semantic) = checker::check_main(source, &parse, &mut loader);
     let mut diagnostics = parse.errors.clone();

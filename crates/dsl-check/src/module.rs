@@ -1,7 +1,7 @@
 //! Imported modules: what a checked module exports, and how `use` finds modules (the stdlib
 //! cache and project files read through the [`World`]).
 
-use std::collections::{HashMap, HashSet};
+use crate::fast_hash::{FastMap, FastSet};
 use std::sync::Arc;
 
 use dsl_syntax::Diagnostic;
@@ -18,16 +18,16 @@ pub struct ModuleInfo {
     /// Where it comes from.
     pub file: Option<FileRef>,
     /// Its types by name.
-    pub types: HashMap<Arc<str>, Arc<TypeInfo>>,
+    pub types: FastMap<Arc<str>, Arc<TypeInfo>>,
     /// Its tools by name.
-    pub tools: HashMap<Arc<str>, Arc<ToolInfo>>,
+    pub tools: FastMap<Arc<str>, Arc<ToolInfo>>,
     /// Its models by name.
-    pub models: HashMap<Arc<str>, Arc<ModelInfo>>,
+    pub models: FastMap<Arc<str>, Arc<ModelInfo>>,
     /// Its agents by name.
-    pub agents: HashMap<Arc<str>, Arc<AgentInfo>>,
+    pub agents: FastMap<Arc<str>, Arc<AgentInfo>>,
     /// Types of the modules it imports in turn, so that field lookups on its tools' results
     /// work in the importing file.
-    pub foreign_types: HashMap<(Arc<str>, Arc<str>), Arc<TypeInfo>>,
+    pub foreign_types: FastMap<(Arc<str>, Arc<str>), Arc<TypeInfo>>,
     /// Its errors (checked in its own file).
     pub errors: Vec<Diagnostic>,
     /// Whether it is a pack rather than a module.
@@ -71,8 +71,8 @@ pub(crate) trait Loader {
 /// files from the world (each checked once per `check` call).
 pub(crate) struct WorldLoader<'w> {
     pub world: &'w dyn World,
-    pub files: HashMap<String, Arc<ModuleInfo>>,
-    pub in_progress: HashSet<String>,
+    pub files: FastMap<String, Arc<ModuleInfo>>,
+    pub in_progress: FastSet<String>,
 }
 
 impl Loader for WorldLoader<'_> {
@@ -99,8 +99,8 @@ impl Loader for WorldLoader<'_> {
 
 /// The loader used while building the stdlib cache: stdlib modules may use each other.
 pub(crate) struct StdInitLoader {
-    pub done: HashMap<&'static str, Arc<ModuleInfo>>,
-    pub in_progress: HashSet<&'static str>,
+    pub done: FastMap<&'static str, Arc<ModuleInfo>>,
+    pub in_progress: FastSet<&'static str>,
 }
 
 impl Loader for StdInitLoader {

@@ -10,7 +10,7 @@
 mod export;
 mod lower;
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 use std::sync::Arc;
 
 use dsl_syntax::Span;
@@ -344,15 +344,28 @@ pub struct Edge {
 pub struct Graph {
     /// The graph; node weights are in insertion (source) order.
     pub graph: StableDiGraph<Node, Edge>,
-    index: HashMap<String, NodeIndex>,
+    index: FastMap<String, NodeIndex>,
 }
 
 impl Graph {
+    /// Small graphs (sub-plans) are searched linearly; larger ones get an index.
+    const INDEX_FROM: usize = 8;
+
     /// Adds a node (ids are unique by construction).
     pub(crate) fn add_node(&mut self, node: Node) -> NodeIndex {
-        let id = node.id.clone();
         let index = self.graph.add_node(node);
-        self.index.insert(id, index);
+        let count = self.graph.node_count();
+        if count == Self::INDEX_FROM {
+            for i in self.graph.node_indices() {
+                if let Some(node) = self.graph.node_weight(i) {
+                    self.index.insert(node.id.clone(), i);
+                }
+            }
+        } else if count > Self::INDEX_FROM
+            && let Some(node) = self.graph.node_weight(index)
+        {
+            self.index.insert(node.id.clone(), index);
+        }
         index
     }
 
@@ -369,6 +382,9 @@ impl Graph {
 
     /// The node with id `id`.
     pub fn node(&self, id: &str) -> Option<&Node> {
+        if self.graph.node_count() < Self::INDEX_FROM {
+            return self.nodes().find(|n| n.id == id);
+        }
         self.index.get(id).and_then(|&i| self.graph.node_weight(i))
     }
 

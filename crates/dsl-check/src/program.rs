@@ -2,7 +2,7 @@
 //! dependencies, and the resolution table of every name use (for hover, go-to-definition,
 //! references and rename).
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 use std::sync::Arc;
 
 use dsl_syntax::Span;
@@ -413,17 +413,17 @@ pub struct Program {
     pub(crate) agent_tool_uses: Vec<(String, Span)>,
     /// Types of imported modules, by (module, name), for field lookups.
     #[serde(skip)]
-    pub(crate) foreign_types: HashMap<(Arc<str>, Arc<str>), Arc<TypeInfo>>,
+    pub(crate) foreign_types: FastMap<(Arc<str>, Arc<str>), Arc<TypeInfo>>,
     /// Step indices in a topological order (a step after the steps it reads; the steps of a
     /// cycle in source order).
     pub step_order: Vec<usize>,
     /// The value type of every action (steps and bodies), by the action's span.
     #[serde(skip)]
-    pub(crate) action_types: HashMap<(u32, u32), Ty>,
+    pub(crate) action_types: FastMap<(u32, u32), Ty>,
     #[serde(skip)]
-    pub(crate) type_index: HashMap<Arc<str>, usize>,
+    pub(crate) type_index: FastMap<Arc<str>, usize>,
     #[serde(skip)]
-    pub(crate) step_index: HashMap<Arc<str>, usize>,
+    pub(crate) step_index: FastMap<Arc<str>, usize>,
 }
 
 impl Program {

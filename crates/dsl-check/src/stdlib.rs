@@ -1,7 +1,7 @@
 //! The standard library: the `std.*` modules, embedded in the binary and checked once per
 //! process.
 
-use std::collections::{HashMap, HashSet};
+use crate::fast_hash::{FastMap, FastSet};
 use std::sync::{Arc, OnceLock};
 
 use crate::module::{Loader, ModuleInfo, StdInitLoader};
@@ -34,12 +34,12 @@ pub(crate) fn entry(name: &str) -> Option<(&'static str, &'static str)> {
 }
 
 /// The checked stdlib, built on first use.
-fn cache() -> &'static HashMap<&'static str, Arc<ModuleInfo>> {
-    static CACHE: OnceLock<HashMap<&'static str, Arc<ModuleInfo>>> = OnceLock::new();
+fn cache() -> &'static FastMap<&'static str, Arc<ModuleInfo>> {
+    static CACHE: OnceLock<FastMap<&'static str, Arc<ModuleInfo>>> = OnceLock::new();
     CACHE.get_or_init(|| {
         let mut loader = StdInitLoader {
-            done: HashMap::new(),
-            in_progress: HashSet::new(),
+            done: FastMap::default(),
+            in_progress: FastSet::default(),
         };
         for name in names() {
             loader.std_module(name);

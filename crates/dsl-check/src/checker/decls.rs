@@ -1,6 +1,6 @@
 //! Declarations: types, inputs, tools, models, knowledge sources and agents.
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 use std::sync::Arc;
 
 use dsl_syntax::Span;
@@ -42,7 +42,7 @@ impl<'a> Checker<'a> {
     /// Registers every declared name (so declarations may refer to each other in any order)
     /// and reports duplicates.
     pub(super) fn collect_declarations(&mut self, items: &'a [Item]) {
-        let mut seen_types: HashMap<&str, Span> = HashMap::new();
+        let mut seen_types: FastMap<&str, Span> = FastMap::default();
         for item in items {
             if let Item::Type(decl) = item
                 && checks::duplicates::check(self, &mut seen_types, &decl.name, "type")
@@ -62,7 +62,7 @@ impl<'a> Checker<'a> {
                 self.check_type_decl(decl);
             }
         }
-        let mut seen_inputs: HashMap<&str, Span> = HashMap::new();
+        let mut seen_inputs: FastMap<&str, Span> = FastMap::default();
         let mut input_blocks = 0;
         for item in items {
             if let Item::Input(block) = item {
@@ -89,7 +89,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen: FastMap<&str, Span> = FastMap::default();
         for item in items {
             if let Item::Tool(decl) = item {
                 self.item_start = decl.span.start;
@@ -98,7 +98,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        let mut seen_models: HashMap<&str, Span> = HashMap::new();
+        let mut seen_models: FastMap<&str, Span> = FastMap::default();
         for item in items {
             if let Item::Model(decl) = item {
                 self.item_start = decl.span.start;
@@ -107,7 +107,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        let mut seen_knowledge: HashMap<&str, Span> = HashMap::new();
+        let mut seen_knowledge: FastMap<&str, Span> = FastMap::default();
         for item in items {
             if let Item::Knowledge(decl) = item {
                 if self.is_module {
@@ -126,7 +126,7 @@ impl<'a> Checker<'a> {
         }
         // Agents refer to each other never, but to models, tools and knowledge: register all
         // names first so an agent declared before its model still resolves.
-        let mut seen_agents: HashMap<&str, Span> = HashMap::new();
+        let mut seen_agents: FastMap<&str, Span> = FastMap::default();
         let mut agent_decls = Vec::new();
         for item in items {
             if let Item::Agent(decl) = item
@@ -154,7 +154,7 @@ impl<'a> Checker<'a> {
         let doc = self.doc(decl.span);
         let (fields, alias) = match &decl.body {
             TypeDeclBody::Record(fields) => {
-                let mut seen: HashMap<&str, Span> = HashMap::new();
+                let mut seen: FastMap<&str, Span> = FastMap::default();
                 let mut infos = Vec::with_capacity(fields.len());
                 for field in fields {
                     if checks::duplicates::check(self, &mut seen, &field.name, "field") {
@@ -262,7 +262,7 @@ impl<'a> Checker<'a> {
             }
             TypeExprKind::Optional(inner) => Ty::optional(self.resolve_type(inner)),
             TypeExprKind::StringUnion(options) => {
-                let mut seen: HashMap<String, Span> = HashMap::new();
+                let mut seen: FastMap<String, Span> = FastMap::default();
                 let mut out: Vec<Arc<str>> = Vec::with_capacity(options.len());
                 for option in options {
                     let Some(text) = option.as_plain() else {
@@ -364,7 +364,7 @@ impl<'a> Checker<'a> {
 
     fn check_tool_decl(&mut self, decl: &'a ToolDecl) {
         let doc = self.doc(decl.span);
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen: FastMap<&str, Span> = FastMap::default();
         let mut params = Vec::with_capacity(decl.params.len());
         for param in &decl.params {
             if checks::duplicates::check(self, &mut seen, &param.name, "parameter") {

@@ -1,7 +1,7 @@
 //! Expressions: name resolution and type inference, checked against an expected type where
 //! one is known (so literals such as `"billing"` and `{ ... }` are checked in context).
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 use std::sync::Arc;
 
 use dsl_syntax::Span;
@@ -50,7 +50,7 @@ impl<'a> Checker<'a> {
             }
             (ExprKind::Record(props), Ty::Map(_, value)) => {
                 let value = (**value).clone();
-                let mut seen: HashMap<&str, Span> = HashMap::new();
+                let mut seen: FastMap<&str, Span> = FastMap::default();
                 for prop in props {
                     checks::duplicates::check(self, &mut seen, &prop.key, "key");
                     self.check_expr(&prop.value, &value);
@@ -73,7 +73,7 @@ impl<'a> Checker<'a> {
         info: &Arc<TypeInfo>,
         named: &NamedTy,
     ) {
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen: FastMap<&str, Span> = FastMap::default();
         for prop in props {
             if !checks::duplicates::check(self, &mut seen, &prop.key, "field") {
                 continue;
@@ -117,7 +117,7 @@ impl<'a> Checker<'a> {
         fields: &[(Arc<str>, Ty)],
         display: &str,
     ) {
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen: FastMap<&str, Span> = FastMap::default();
         for prop in props {
             if !checks::duplicates::check(self, &mut seen, &prop.key, "field") {
                 continue;
@@ -213,7 +213,7 @@ impl<'a> Checker<'a> {
                 Ty::list(elem.unwrap_or(Ty::Error))
             }
             ExprKind::Record(props) => {
-                let mut seen: HashMap<&str, Span> = HashMap::new();
+                let mut seen: FastMap<&str, Span> = FastMap::default();
                 let mut fields = Vec::with_capacity(props.len());
                 for prop in props {
                     let ty = self.infer(&prop.value);

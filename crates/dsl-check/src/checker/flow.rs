@@ -1,7 +1,7 @@
 //! The flow: step names, the dependency graph between steps (cycles, order) and the type of
 //! every step's action.
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 use std::sync::Arc;
 
 use dsl_syntax::Span;
@@ -27,7 +27,7 @@ impl<'a> Checker<'a> {
         for extra in flows.iter().skip(1) {
             checks::duplicates::duplicate_block(self, extra.span, "flow");
         }
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen: FastMap<&str, Span> = FastMap::default();
         let mut steps = Vec::new();
         for flow in &flows {
             for step in &flow.steps {
@@ -35,6 +35,7 @@ impl<'a> Checker<'a> {
                     continue;
                 }
                 let name: Arc<str> = Arc::from(step.name.name.as_str());
+                let doc = self.doc(step.span);
                 self.steps.insert(name.clone(), self.program.steps.len());
                 self.program
                     .step_index
@@ -44,7 +45,7 @@ impl<'a> Checker<'a> {
                     def: self.def(step.name.span),
                     span: step.span,
                     kind: crate::program::StepKind::of(&step.action),
-                    doc: self.doc(step.span),
+                    doc,
                     ty: Ty::Error,
                     deps: Vec::new(),
                     calls: Vec::new(),
@@ -91,48 +92,77 @@ impl<'a> Checker<'a> {
             }
         }
 
-        // Order: strongly connected components in topological order; a component of more
-        // than one step (or a step reading itself) is a cycle.
-        let mut components = petgraph::algo::tarjan_scc(&graph);
-        components.reverse();
-        for component in &mut components {
-            component.sort_unstable();
-            let is_cycle = component.len() > 1
-                || component
-                    .first()
-                    .is_some_and(|&n| graph.contains_edge(n, n));
-            if is_cycle {
-                let members: Vec<usize> = component.iter().map(|n| n.index()).collect();
-                checks::cycles::report(self, &members);
+        // Order: Kahn's algorithm, always taking the ready step that comes first in the file
+        // (so the order is deterministic and close to source order). Steps left over sit on
+        // or behind a cycle: the strongly connected components among them are reported, and
+        // they are typed in source order (reads of a step not yet typed are unknown).
+        let count = steps.len();
+        let mut indegree: Vec<usize> = vec![0; count];
+        for edge in graph.raw_edges() {
+            if let Some(slot) = indegree.get_mut(edge.target().index()) {
+                *slot += 1;
             }
         }
-        for component in components {
-            for node in component {
-                let index = node.index();
-                self.program.step_order.push(index);
-                let Some(step) = steps.get(index) else {
-                    continue;
-                };
-                self.current_step = Some(index);
-                self.item_start = step.span.start;
-                let ty = self.infer_action(&step.action);
-                self.current_step = None;
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+            (0..count).filter(|&i| indegree.get(i) == Some(&0)).map(std::cmp::Reverse).collect();
+        let mut order: Vec<usize> = Vec::with_capacity(count);
+        let mut placed = vec![false; count];
+        while let Some(std::cmp::Reverse(index)) = ready.pop() {
+            order.push(index);
+            if let Some(slot) = placed.get_mut(index) {
+                *slot = true;
+            }
+            for next in graph.neighbors(NodeIndex::new(index)) {
+                if let Some(slot) = indegree.get_mut(next.index()) {
+                    *slot = slot.saturating_sub(1);
+                    if *slot == 0 {
+                        ready.push(std::cmp::Reverse(next.index()));
+                    }
+                }
+            }
+        }
+        if order.len() < count {
+            let mut components = petgraph::algo::tarjan_scc(&graph);
+            components.sort_by_key(|c| c.iter().map(|n| n.index()).min());
+            for mut component in components {
+                component.sort_unstable();
+                let is_cycle = component.len() > 1
+                    || component.first().is_some_and(|&n| graph.contains_edge(n, n));
+                if is_cycle {
+                    let members: Vec<usize> = component.iter().map(|n| n.index()).collect();
+                    checks::cycles::report(self, &members);
+                }
+            }
+            order.extend((0..count).filter(|&i| !placed.get(i).copied().unwrap_or(true)));
+        }
+        for index in order {
+            let Some(step) = steps.get(index) else { continue };
+            self.program.step_order.push(index);
+            self.current_step = Some(index);
+            self.item_start = step.span.start;
+            let definition = self.program.resolutions.len();
+            if self.record {
                 let def = self.def(step.name.span);
-                if self.record {
-                    self.program.resolutions.push(crate::program::Resolution {
-                        span: step.name.span,
-                        kind: SymbolKind::Step,
-                        def: Some(def),
-                        ty: ty.clone(),
-                        is_definition: true,
-                    });
-                }
-                if let Some(slot) = self.step_types.get_mut(index) {
-                    *slot = Some(ty.clone());
-                }
-                if let Some(info) = self.program.steps.get_mut(index) {
-                    info.ty = ty;
-                }
+                self.program.resolutions.push(crate::program::Resolution {
+                    span: step.name.span,
+                    kind: SymbolKind::Step,
+                    def: Some(def),
+                    ty: Ty::Error,
+                    is_definition: true,
+                });
+            }
+            let ty = self.infer_action(&step.action);
+            self.current_step = None;
+            if self.record
+                && let Some(resolution) = self.program.resolutions.get_mut(definition)
+            {
+                resolution.ty = ty.clone();
+            }
+            if let Some(slot) = self.step_types.get_mut(index) {
+                *slot = Some(ty.clone());
+            }
+            if let Some(info) = self.program.steps.get_mut(index) {
+                info.ty = ty;
             }
         }
     }
@@ -213,7 +243,7 @@ impl<'a> Checker<'a> {
             }
             Action::Route(route) => {
                 self.resolve_asker(&route.router, false, "the router");
-                let mut seen: HashMap<&str, Span> = HashMap::new();
+                let mut seen: FastMap<&str, Span> = FastMap::default();
                 for target in &route.routes {
                     if checks::duplicates::check(self, &mut seen, target, "route target") {
                         self.resolve_asker(target, false, "a route target");
@@ -362,7 +392,7 @@ fn cited(ty: Ty) -> Ty {
 
 /// Collects the steps an action reads, with the field path read.
 struct DepCollector<'s, 'a> {
-    steps: &'s HashMap<Arc<str>, usize>,
+    steps: &'s FastMap<Arc<str>, usize>,
     locals: Vec<&'a str>,
     out: Vec<StepDep>,
 }

@@ -1,7 +1,7 @@
 //! The pack-level blocks after the flow: policy, outcome, KPIs, evals and layout, and the
 //! whole-pack checks that need all of them (approvals, egress, unused steps and inputs).
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 use std::sync::Arc;
 
 use dsl_syntax::Span;
@@ -28,8 +28,8 @@ impl<'a> Checker<'a> {
             }
         }
         let mut outcomes = 0;
-        let mut seen_kpis: HashMap<&str, Span> = HashMap::new();
-        let mut seen_evals: HashMap<String, Span> = HashMap::new();
+        let mut seen_kpis: FastMap<&str, Span> = FastMap::default();
+        let mut seen_evals: FastMap<String, Span> = FastMap::default();
         let mut layouts = 0;
         for item in items {
             self.item_start = item.span().start;
@@ -79,7 +79,7 @@ impl<'a> Checker<'a> {
                     if layouts > 1 {
                         checks::duplicates::duplicate_block(self, layout.span, "layout");
                     }
-                    let mut seen: HashMap<&str, Span> = HashMap::new();
+                    let mut seen: FastMap<&str, Span> = FastMap::default();
                     for entry in &layout.entries {
                         if !checks::duplicates::check(self, &mut seen, &entry.name, "layout entry")
                         {
@@ -245,9 +245,9 @@ impl<'a> Checker<'a> {
     }
 
     fn check_eval(&mut self, eval: &'a Eval) {
-        let mut mocks: HashMap<String, Span> = HashMap::new();
-        let mut inputs: HashMap<&str, Span> = HashMap::new();
-        let mut decisions: HashMap<&str, Span> = HashMap::new();
+        let mut mocks: FastMap<String, Span> = FastMap::default();
+        let mut inputs: FastMap<&str, Span> = FastMap::default();
+        let mut decisions: FastMap<&str, Span> = FastMap::default();
         for stmt in &eval.stmts {
             match &stmt.kind {
                 EvalStmtKind::Mock { target, value } => {

@@ -2,7 +2,7 @@
 //! parameters, tools, agents, models, knowledge, properties, arguments, evals, KPIs, layout
 //! entries, `use` aliases, metadata, blocks).
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 
 use dsl_syntax::ast::Ident;
 use dsl_syntax::{Diagnostic, Span};
@@ -12,7 +12,7 @@ use crate::checker::Checker;
 /// Records `ident` in `seen`; reports it and returns `false` when already there.
 pub(crate) fn check<'a>(
     checker: &mut Checker<'_>,
-    seen: &mut HashMap<&'a str, Span>,
+    seen: &mut FastMap<&'a str, Span>,
     ident: &'a Ident,
     what: &str,
 ) -> bool {

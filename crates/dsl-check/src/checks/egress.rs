@@ -2,7 +2,7 @@
 //! Only packs with an `egress allow [...]` rule are checked; tools without `hosts` (such as
 //! `web.fetch`, whose host is its argument) are checked at run time instead.
 
-use std::collections::{HashMap, HashSet};
+use crate::fast_hash::{FastMap, FastSet};
 use std::sync::Arc;
 
 use dsl_syntax::{Diagnostic, Span};
@@ -16,7 +16,7 @@ pub(crate) fn check(checker: &mut Checker<'_>) {
     if checker.policy.egress.is_none() {
         return;
     }
-    let by_key: HashMap<String, Arc<ToolInfo>> = checker
+    let by_key: FastMap<String, Arc<ToolInfo>> = checker
         .program
         .tools
         .iter()
@@ -29,7 +29,7 @@ pub(crate) fn check(checker: &mut Checker<'_>) {
         .chain(checker.program.agent_tool_uses.iter())
         .cloned()
         .collect();
-    let mut reported: HashSet<(String, String)> = HashSet::new();
+    let mut reported: FastSet<(String, String)> = FastSet::default();
     for (key, span) in uses {
         let Some(tool) = by_key.get(&key) else {
             continue;

@@ -1,6 +1,6 @@
 //! GX0206 (a property the block does not take) and GX0307 (a required property missing).
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 
 use dsl_syntax::ast::Prop;
 use dsl_syntax::{Diagnostic, Span};
@@ -60,7 +60,7 @@ pub(crate) fn check_props<'a>(
     allowed: &[&'static str],
     block: &str,
 ) -> PropTable<'a> {
-    let mut seen: HashMap<&str, Span> = HashMap::new();
+    let mut seen: FastMap<&str, Span> = FastMap::default();
     let mut table = PropTable::default();
     for prop in props {
         if !super::duplicates::check(checker, &mut seen, &prop.key, "property") {

@@ -1,6 +1,6 @@
 //! Lowering a checked pack to a [`Plan`].
 
-use std::collections::{HashMap, HashSet};
+use crate::fast_hash::{FastMap, FastSet};
 use std::sync::Arc;
 
 use dsl_syntax::ast::{
@@ -20,12 +20,12 @@ use crate::ty::Ty;
 
 struct Lowering<'a> {
     program: &'a Program,
-    tools: HashMap<String, Arc<ToolInfo>>,
+    tools: FastMap<String, Arc<ToolInfo>>,
     /// Tool call sites: call span -> tool key.
-    calls: HashMap<(u32, u32), &'a str>,
+    calls: FastMap<(u32, u32), &'a str>,
     used_tools: Vec<String>,
-    used_seen: HashSet<String>,
-    agent_names: HashSet<&'a str>,
+    used_seen: FastSet<String>,
+    agent_names: FastSet<&'a str>,
 }
 
 /// Lowers `analysis` (which must be free of errors) to a plan.
@@ -38,9 +38,9 @@ pub(crate) fn lower(analysis: &Analysis) -> Option<Plan> {
     let mut lowering = Lowering {
         program,
         tools: program.tools.iter().map(|t| (t.key(), t.clone())).collect(),
-        calls: HashMap::new(),
+        calls: FastMap::default(),
         used_tools: Vec::new(),
-        used_seen: HashSet::new(),
+        used_seen: FastSet::default(),
         agent_names: program.agents.iter().map(|a| &*a.name).collect(),
     };
     for step in &program.steps {
@@ -270,7 +270,8 @@ pub(crate) fn lower(analysis: &Analysis) -> Option<Plan> {
 
 impl<'a> Lowering<'a> {
     fn use_tool(&mut self, key: &str) {
-        if self.used_seen.insert(key.to_string()) {
+        if !self.used_seen.contains(key) {
+            self.used_seen.insert(key.to_string());
             self.used_tools.push(key.to_string());
         }
     }
@@ -302,11 +303,8 @@ impl<'a> Lowering<'a> {
                             .get(&(expr.span.start, expr.span.end))
                             .copied()
                             .unwrap_or_default();
-                        let nested_calls = args.iter().any(|a| {
-                            let mut inner = Vec::new();
-                            self.collect_calls(&a.value, &mut inner);
-                            !inner.is_empty()
-                        });
+                        // The call itself is the first one collected; any other is nested.
+                        let nested_calls = own_calls.len() > 1;
                         if nested_calls {
                             NodeKind::Compute {
                                 expr: expr.clone(),
@@ -617,7 +615,7 @@ fn collect_types(program: &Program, graph: &Graph, tools: &[Arc<ToolInfo>]) -> V
         name: Arc::from("Critique"),
         cited: false,
     }));
-    let mut seen: HashSet<(Arc<str>, Arc<str>)> = HashSet::new();
+    let mut seen: FastSet<(Arc<str>, Arc<str>)> = FastSet::default();
     let mut out: Vec<Arc<TypeInfo>> = Vec::new();
     while let Some(ty) = pending.pop() {
         match ty {
