@@ -8,11 +8,15 @@ fn main() {
     };
     let parse = dsl_syntax::parse(&source);
     let _ = dsl_check::check("pack p { flow { step a = 1 } }", &dsl_check::NoFiles);
+    let runs: u32 = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
     let mut check = std::time::Duration::ZERO;
     let mut lower = std::time::Duration::ZERO;
     let mut total = 0;
     let mut keep = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..runs {
         let copy = parse.clone();
         let start = std::time::Instant::now();
         let analysis = dsl_check::check_parsed(&source, copy, &dsl_check::NoFiles);

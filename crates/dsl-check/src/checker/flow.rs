@@ -103,8 +103,10 @@ impl<'a> Checker<'a> {
                 *slot += 1;
             }
         }
-        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
-            (0..count).filter(|&i| indegree.get(i) == Some(&0)).map(std::cmp::Reverse).collect();
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..count)
+            .filter(|&i| indegree.get(i) == Some(&0))
+            .map(std::cmp::Reverse)
+            .collect();
         let mut order: Vec<usize> = Vec::with_capacity(count);
         let mut placed = vec![false; count];
         while let Some(std::cmp::Reverse(index)) = ready.pop() {
@@ -127,7 +129,9 @@ impl<'a> Checker<'a> {
             for mut component in components {
                 component.sort_unstable();
                 let is_cycle = component.len() > 1
-                    || component.first().is_some_and(|&n| graph.contains_edge(n, n));
+                    || component
+                        .first()
+                        .is_some_and(|&n| graph.contains_edge(n, n));
                 if is_cycle {
                     let members: Vec<usize> = component.iter().map(|n| n.index()).collect();
                     checks::cycles::report(self, &members);
@@ -136,7 +140,9 @@ impl<'a> Checker<'a> {
             order.extend((0..count).filter(|&i| !placed.get(i).copied().unwrap_or(true)));
         }
         for index in order {
-            let Some(step) = steps.get(index) else { continue };
+            let Some(step) = steps.get(index) else {
+                continue;
+            };
             self.program.step_order.push(index);
             self.current_step = Some(index);
             self.item_start = step.span.start;
@@ -182,15 +188,19 @@ impl<'a> Checker<'a> {
     fn infer_action_inner(&mut self, action: &'a Action) -> Ty {
         match action {
             Action::Expr(expr) => self.infer(expr),
+            // Names are resolved in source order, so the resolution table needs little sorting.
             Action::Ask(ask) => {
                 self.resolve_asker(&ask.target, true, "asked");
-                self.check_ask_props(&ask.props, ask.target.span, "ask", true);
-                match &ask.output {
+                let output = match &ask.output {
                     Some(ty) => cited(self.resolve_type(ty)),
                     None => Ty::String,
-                }
+                };
+                self.check_ask_props(&ask.props, ask.target.span, "ask", true);
+                output
             }
             Action::Map(map) => {
+                let var_resolution = self.program.resolutions.len();
+                self.define(&map.var, SymbolKind::LoopVar, Ty::Error);
                 let source = self.infer(&map.source);
                 let elem = match source.list_elem() {
                     Some(elem) => elem,
@@ -205,7 +215,11 @@ impl<'a> Checker<'a> {
                     kind: SymbolKind::LoopVar,
                     def: Some(self.def(map.var.span)),
                 });
-                self.define(&map.var, SymbolKind::LoopVar, elem);
+                if self.record
+                    && let Some(resolution) = self.program.resolutions.get_mut(var_resolution)
+                {
+                    resolution.ty = elem;
+                }
                 if let Some(filter) = &map.filter {
                     self.check_expr(filter, &Ty::Bool);
                 }
@@ -249,11 +263,12 @@ impl<'a> Checker<'a> {
                         self.resolve_asker(target, false, "a route target");
                     }
                 }
-                self.check_ask_props(&route.props, route.router.span, "route", true);
-                match &route.output {
+                let output = match &route.output {
                     Some(ty) => cited(self.resolve_type(ty)),
                     None => Ty::String,
-                }
+                };
+                self.check_ask_props(&route.props, route.router.span, "route", true);
+                output
             }
             Action::Review(review) => {
                 self.resolve_asker(&review.critic, true, "the critic");
@@ -268,15 +283,15 @@ impl<'a> Checker<'a> {
                         .and_then(|c| c.types.get("Critique"))
                         .map(|t| t.def.clone()),
                 });
-                self.body_depth += 1;
-                let body = self.infer_action(&review.body);
-                self.body_depth -= 1;
                 self.check_expr(&review.until, &Ty::Bool);
-                self.locals.pop();
                 if let Some(max) = &review.max_rounds {
                     self.check_expr(max, &Ty::Int);
                     checks::review_bound::check(self, max);
                 }
+                self.body_depth += 1;
+                let body = self.infer_action(&review.body);
+                self.body_depth -= 1;
+                self.locals.pop();
                 body
             }
             Action::Approve(approve) => {
