@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use chumsky::error::EmptyErr;
 use chumsky::input::ValueInput;
 use chumsky::prelude::*;
 
@@ -115,7 +116,41 @@ pub const ITEM_KEYWORDS: &[&str] = &[
 const POLICY_KEYWORDS: &[&str] = &["approve", "auto", "egress", "redact", "budget", "rate"];
 const EVAL_KEYWORDS: &[&str] = &["mock", "input", "approve", "reject", "expect"];
 
-type Extra<'t, 's> = extra::Err<Rich<'t, Tok<'s>, SimpleSpan>>;
+type Extra<E> = extra::Err<E>;
+
+/// The rich error type of the second, reporting pass.
+type RichError<'t, 's> = Rich<'t, Tok<'s>, SimpleSpan>;
+
+/// Errors the parser can build its own messages into. The first pass over a file uses
+/// chumsky's zero-sized `EmptyErr` (no error bookkeeping at all, so clean files parse at
+/// full speed); only a file that has errors is parsed again with `Rich` errors to report them.
+trait CustomError: Sized {
+    fn custom(span: SimpleSpan, code: &str, message: String) -> Self;
+}
+
+impl<'t, 's> CustomError for RichError<'t, 's> {
+    fn custom(span: SimpleSpan, code: &str, message: String) -> Self {
+        Rich::custom(span, format!("{code}{CODE_SEP}{message}"))
+    }
+}
+
+impl CustomError for EmptyErr {
+    fn custom(_: SimpleSpan, _: &str, _: String) -> Self {
+        EmptyErr::default()
+    }
+}
+
+trait PErr<'t, 's: 't, I: TokInput<'t, 's>>:
+    chumsky::error::Error<'t, I> + chumsky::label::LabelError<'t, I, &'static str> + CustomError + 't
+{
+}
+impl<'t, 's: 't, I: TokInput<'t, 's>, T> PErr<'t, 's, I> for T where
+    T: chumsky::error::Error<'t, I>
+        + chumsky::label::LabelError<'t, I, &'static str>
+        + CustomError
+        + 't
+{
+}
 
 trait TokInput<'t, 's: 't>: ValueInput<'t, Token = Tok<'s>, Span = SimpleSpan> {}
 impl<'t, 's: 't, T: ValueInput<'t, Token = Tok<'s>, Span = SimpleSpan>> TokInput<'t, 's> for T {}
@@ -129,8 +164,8 @@ fn sp(span: SimpleSpan) -> Span {
     Span::new(span.start, span.end)
 }
 
-fn custom<'t, 's>(span: SimpleSpan, code: &str, message: impl fmt::Display) -> Rich<'t, Tok<'s>> {
-    Rich::custom(span, format!("{code}{CODE_SEP}{message}"))
+fn custom<E: CustomError>(span: SimpleSpan, code: &str, message: impl fmt::Display) -> E {
+    E::custom(span, code, message.to_string())
 }
 
 pub(crate) fn parse(source: &str) -> Parse {
@@ -151,9 +186,16 @@ pub(crate) fn parse(source: &str) -> Parse {
         .collect();
     let refused = limit_nesting(&mut significant, &mut errors);
     let eoi = SimpleSpan::from(source.len()..source.len());
-    let (file, parse_errors) = file_parser(source)
+    // First pass without error bookkeeping; a clean file is done after it.
+    let (fast, fast_errors) = file_parser::<_, EmptyErr>(source)
         .parse(significant[..].split_token_span(eoi))
         .into_output_errors();
+    let (file, parse_errors) = match fast {
+        Some(file) if fast_errors.is_empty() => (Some(file), Vec::new()),
+        _ => file_parser::<_, RichError<'_, '_>>(source)
+            .parse(significant[..].split_token_span(eoi))
+            .into_output_errors(),
+    };
     let mut reported_at = std::collections::HashSet::new();
     for error in parse_errors {
         let start = error.span().start;
@@ -397,15 +439,15 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 // ---------------------------------------------------------------------------------------
 // Small parsers.
 
-fn sym<'t, 's: 't, I: TokInput<'t, 's>>(
+fn sym<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
     kind: TokenKind,
-) -> impl Parser<'t, I, SimpleSpan, Extra<'t, 's>> + Clone {
+) -> impl Parser<'t, I, SimpleSpan, Extra<E>> + Clone {
     just(punct(kind)).map_with(|_, e| e.span())
 }
 
-fn kw<'t, 's: 't, I: TokInput<'t, 's>>(
+fn kw<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
     word: &'static str,
-) -> impl Parser<'t, I, SimpleSpan, Extra<'t, 's>> + Clone {
+) -> impl Parser<'t, I, SimpleSpan, Extra<E>> + Clone {
     just(Tok {
         kind: TokenKind::Ident,
         text: word,
@@ -413,7 +455,8 @@ fn kw<'t, 's: 't, I: TokInput<'t, 's>>(
     .map_with(|_, e| e.span())
 }
 
-fn ident<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, Ident, Extra<'t, 's>> + Clone {
+fn ident<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>()
+-> impl Parser<'t, I, Ident, Extra<E>> + Clone {
     select! { Tok { kind: TokenKind::Ident, text } if !one_of_words(text, RESERVED) => text }
         .map_with(|text: &str, e| Ident {
             name: text.to_owned(),
@@ -422,8 +465,8 @@ fn ident<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, Ident, Extra<'
         .labelled("a name")
 }
 
-fn path<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, Vec<Ident>, Extra<'t, 's>> + Clone
-{
+fn path<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>()
+-> impl Parser<'t, I, Vec<Ident>, Extra<E>> + Clone {
     ident()
         .separated_by(sym(TokenKind::Dot))
         .at_least(1)
@@ -431,10 +474,10 @@ fn path<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, Vec<Ident>, Ext
 }
 
 /// A closing delimiter; at the end of input, reports it missing and carries on.
-fn close<'t, 's: 't, I: TokInput<'t, 's>>(
+fn close<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
     kind: TokenKind,
     what: &'static str,
-) -> impl Parser<'t, I, (), Extra<'t, 's>> + Clone {
+) -> impl Parser<'t, I, (), Extra<E>> + Clone {
     sym(kind)
         .ignored()
         .or(end().rewind().validate(move |_, e, emitter| {
@@ -450,7 +493,8 @@ fn close<'t, 's: 't, I: TokInput<'t, 's>>(
 }
 
 /// Skips one token tree: a balanced bracketed group, or any single token but `}`.
-fn skip_tree<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, (), Extra<'t, 's>> + Clone {
+fn skip_tree<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>()
+-> impl Parser<'t, I, (), Extra<E>> + Clone {
     let group = |open, shut| {
         nested_delimiters(
             punct(open),
@@ -473,10 +517,11 @@ fn skip_tree<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, (), Extra<
 
 /// Recovery for one element of a block: skip at least one token tree, then up to the next
 /// boundary (the start of the next element, or the block's `}`), and yield nothing.
-fn skip_to<'t, 's: 't, I, O, B>(boundary: B) -> impl Parser<'t, I, Option<O>, Extra<'t, 's>> + Clone
+fn skip_to<'t, 's: 't, I, E, O, B>(boundary: B) -> impl Parser<'t, I, Option<O>, Extra<E>> + Clone
 where
     I: TokInput<'t, 's>,
-    B: Parser<'t, I, (), Extra<'t, 's>> + Clone,
+    E: PErr<'t, 's, I>,
+    B: Parser<'t, I, (), Extra<E>> + Clone,
 {
     skip_tree()
         .then(skip_tree().and_is(boundary.not()).repeated())
@@ -485,13 +530,14 @@ where
 
 /// `element*` inside a block, each element recovering up to the next one that starts with
 /// one of `starts` (or the block's `}`).
-fn recovering_list<'t, 's: 't, I, O, P>(
+fn recovering_list<'t, 's: 't, I, E, O, P>(
     element: P,
     starts: &'static [&'static str],
-) -> impl Parser<'t, I, Vec<O>, Extra<'t, 's>> + Clone
+) -> impl Parser<'t, I, Vec<O>, Extra<E>> + Clone
 where
     I: TokInput<'t, 's>,
-    P: Parser<'t, I, O, Extra<'t, 's>> + Clone,
+    E: PErr<'t, 's, I>,
+    P: Parser<'t, I, O, Extra<E>> + Clone,
     O: 't,
 {
     // A misspelled keyword (`stpe x = ...`, `polcy {`) also starts a new element, so its
@@ -524,10 +570,10 @@ enum RawPart {
     Hole(Expr),
 }
 
-fn string_lit<'t, 's: 't, I: TokInput<'t, 's>>(
+fn string_lit<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
     source: &'s str,
-    expr: impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone + 't,
-) -> impl Parser<'t, I, StringLit, Extra<'t, 's>> + Clone {
+    expr: impl Parser<'t, I, Expr, Extra<E>> + Clone + 't,
+) -> impl Parser<'t, I, StringLit, Extra<E>> + Clone {
     let open = select! { Tok { kind: TokenKind::StrOpen, text } = e => (text, e.span()) };
     let text = select! { Tok { kind: TokenKind::StrText, .. } = e => RawPart::Text(e.span()) };
     let hole = expr
@@ -611,8 +657,8 @@ fn number_value(text: &str) -> Option<f64> {
     text.replace('_', "").parse::<f64>().ok()
 }
 
-fn literal<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, ExprKind, Extra<'t, 's>> + Clone
-{
+fn literal<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>()
+-> impl Parser<'t, I, ExprKind, Extra<E>> + Clone {
     select! {
         Tok { kind: TokenKind::Int, text } => (TokenKind::Int, text),
         Tok { kind: TokenKind::Float, text } => (TokenKind::Float, text),
@@ -621,7 +667,7 @@ fn literal<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, ExprKind, Ex
     }
     .validate(|(kind, text): (TokenKind, &str), e, emitter| {
         let span = e.span();
-        let invalid = |emitter: &mut chumsky::input::Emitter<Rich<'t, Tok<'s>>>, what: &str| {
+        let invalid = |emitter: &mut chumsky::input::Emitter<E>, what: &str| {
             emitter.emit(custom(
                 span,
                 "GX0005",
@@ -677,7 +723,8 @@ fn literal<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, ExprKind, Ex
     })
 }
 
-fn prop_key<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, Ident, Extra<'t, 's>> + Clone {
+fn prop_key<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>()
+-> impl Parser<'t, I, Ident, Extra<E>> + Clone {
     let quoted = select! { Tok { kind: TokenKind::StrOpen, text: "\"" } => () }
         .ignore_then(select! { Tok { kind: TokenKind::StrText, text } => text })
         .then_ignore(select! { Tok { kind: TokenKind::StrClose, .. } => () })
@@ -688,9 +735,9 @@ fn prop_key<'t, 's: 't, I: TokInput<'t, 's>>() -> impl Parser<'t, I, Ident, Extr
     ident().or(quoted)
 }
 
-fn expr_parser<'t, 's: 't, I: TokInput<'t, 's>>(
+fn expr_parser<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
     source: &'s str,
-) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone {
+) -> impl Parser<'t, I, Expr, Extra<E>> + Clone {
     recursive(move |expr| {
         let arg = ident()
             .then_ignore(sym(TokenKind::Colon))
@@ -816,68 +863,82 @@ fn expr_parser<'t, 's: 't, I: TokInput<'t, 's>>(
         })
         .labelled("an expression")
         .boxed();
-        let binary = |operand: chumsky::Boxed<'t, 't, I, Expr, Extra<'t, 's>>,
-                      ops: Vec<(Tok<'static>, BinaryOp)>| {
-            let op = choice(
-                ops.into_iter()
-                    .map(|(tok, op)| just(tok).to(op))
-                    .collect::<Vec<_>>(),
-            )
-            .labelled("an operator");
-            operand
-                .clone()
-                .foldl_with(op.then(operand).repeated(), |lhs, (op, rhs), e| Expr {
-                    kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
-                    span: sp(e.span()),
-                })
-                .boxed()
+        // All binary operators in one loop: `operand (op operand)*`, then precedence
+        // climbing over the flat list (one failed lookahead per operand instead of one per
+        // precedence level).
+        let op = select! {
+            Tok { kind: TokenKind::Star, .. } => BinaryOp::Mul,
+            Tok { kind: TokenKind::Slash, .. } => BinaryOp::Div,
+            Tok { kind: TokenKind::Plus, .. } => BinaryOp::Add,
+            Tok { kind: TokenKind::Minus, .. } => BinaryOp::Sub,
+            Tok { kind: TokenKind::EqEq, .. } => BinaryOp::Eq,
+            Tok { kind: TokenKind::NotEq, .. } => BinaryOp::Ne,
+            Tok { kind: TokenKind::LtEq, .. } => BinaryOp::Le,
+            Tok { kind: TokenKind::GtEq, .. } => BinaryOp::Ge,
+            Tok { kind: TokenKind::Lt, .. } => BinaryOp::Lt,
+            Tok { kind: TokenKind::Gt, .. } => BinaryOp::Gt,
+            Tok { kind: TokenKind::Ident, text: "and" } => BinaryOp::And,
+            Tok { kind: TokenKind::Ident, text: "or" } => BinaryOp::Or,
+        }
+        .labelled("an operator");
+        // Operands carry their spans with any parentheses, so that a binary expression's span
+        // covers exactly its text.
+        let operand = unary.map_with(|expr, e| (expr, sp(e.span())));
+        operand
+            .clone()
+            .then(op.then(operand).repeated().collect::<Vec<_>>())
+            .map(|(first, rest)| climb(first, rest))
+            .labelled("an expression")
+    })
+}
+
+/// Binding strength of a binary operator (higher binds tighter).
+fn precedence(op: BinaryOp) -> u8 {
+    match op {
+        BinaryOp::Or => 1,
+        BinaryOp::And => 2,
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+            3
+        }
+        BinaryOp::Add | BinaryOp::Sub => 4,
+        BinaryOp::Mul | BinaryOp::Div => 5,
+    }
+}
+
+/// Builds the left-associative tree of `first (op operand)*` by precedence, iteratively.
+fn climb(first: (Expr, Span), rest: Vec<(BinaryOp, (Expr, Span))>) -> Expr {
+    if rest.is_empty() {
+        return first.0;
+    }
+    fn reduce(operands: &mut Vec<(Expr, Span)>, op: BinaryOp) {
+        let (Some((rhs, rhs_span)), Some((lhs, lhs_span))) = (operands.pop(), operands.pop())
+        else {
+            return;
         };
-        let product = binary(
-            unary,
-            vec![
-                (punct(TokenKind::Star), BinaryOp::Mul),
-                (punct(TokenKind::Slash), BinaryOp::Div),
-            ],
-        );
-        let sum = binary(
-            product,
-            vec![
-                (punct(TokenKind::Plus), BinaryOp::Add),
-                (punct(TokenKind::Minus), BinaryOp::Sub),
-            ],
-        );
-        let comparison = binary(
-            sum,
-            vec![
-                (punct(TokenKind::EqEq), BinaryOp::Eq),
-                (punct(TokenKind::NotEq), BinaryOp::Ne),
-                (punct(TokenKind::LtEq), BinaryOp::Le),
-                (punct(TokenKind::GtEq), BinaryOp::Ge),
-                (punct(TokenKind::Lt), BinaryOp::Lt),
-                (punct(TokenKind::Gt), BinaryOp::Gt),
-            ],
-        );
-        let and = binary(
-            comparison,
-            vec![(
-                Tok {
-                    kind: TokenKind::Ident,
-                    text: "and",
-                },
-                BinaryOp::And,
-            )],
-        );
-        binary(
-            and,
-            vec![(
-                Tok {
-                    kind: TokenKind::Ident,
-                    text: "or",
-                },
-                BinaryOp::Or,
-            )],
-        )
-        .labelled("an expression")
+        let span = lhs_span.cover(rhs_span);
+        let kind = ExprKind::Binary(op, Box::new(lhs), Box::new(rhs));
+        operands.push((Expr { kind, span }, span));
+    }
+    let mut operands = Vec::with_capacity(rest.len() + 1);
+    let mut operators: Vec<BinaryOp> = Vec::with_capacity(rest.len());
+    operands.push(first);
+    for (op, operand) in rest {
+        while let Some(&top) = operators.last() {
+            if precedence(top) < precedence(op) {
+                break;
+            }
+            operators.pop();
+            reduce(&mut operands, top);
+        }
+        operators.push(op);
+        operands.push(operand);
+    }
+    while let Some(op) = operators.pop() {
+        reduce(&mut operands, op);
+    }
+    operands.pop().map(|(expr, _)| expr).unwrap_or(Expr {
+        kind: ExprKind::Error,
+        span: Span::default(),
     })
 }
 
@@ -948,11 +1009,12 @@ fn dismantle(expr: Expr) {
 }
 
 /// An expression in a position of its own (not inside another expression), checked for depth.
-fn top_expr<'t, 's: 't, I: TokInput<'t, 's>>(
-    expr: impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone,
-) -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone {
+fn top_expr<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
+    expr: impl Parser<'t, I, Expr, Extra<E>> + Clone,
+) -> impl Parser<'t, I, Expr, Extra<E>> + Clone {
     expr.validate(|expr: Expr, e, emitter| {
-        if expr_depth(&expr) <= MAX_EXPR_DEPTH {
+        // Every level of depth takes at least one byte, so short expressions are shallow.
+        if expr.span.len() as usize <= MAX_EXPR_DEPTH || expr_depth(&expr) <= MAX_EXPR_DEPTH {
             return expr;
         }
         let span = expr.span;
@@ -972,9 +1034,9 @@ fn top_expr<'t, 's: 't, I: TokInput<'t, 's>>(
 // ---------------------------------------------------------------------------------------
 // Types, blocks, items.
 
-fn type_parser<'t, 's: 't, I: TokInput<'t, 's>>(
-    string: impl Parser<'t, I, StringLit, Extra<'t, 's>> + Clone + 't,
-) -> impl Parser<'t, I, TypeExpr, Extra<'t, 's>> + Clone {
+fn type_parser<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
+    string: impl Parser<'t, I, StringLit, Extra<E>> + Clone + 't,
+) -> impl Parser<'t, I, TypeExpr, Extra<E>> + Clone {
     recursive(move |ty| {
         let union = string
             .clone()
@@ -1012,10 +1074,10 @@ fn type_parser<'t, 's: 't, I: TokInput<'t, 's>>(
 
 const PROP_STARTS: &[&str] = &[];
 
-fn props_block<'t, 's: 't, I: TokInput<'t, 's>>(
-    expr: impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone + 't,
+fn props_block<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
+    expr: impl Parser<'t, I, Expr, Extra<E>> + Clone + 't,
     what: &'static str,
-) -> impl Parser<'t, I, Vec<Prop>, Extra<'t, 's>> + Clone {
+) -> impl Parser<'t, I, Vec<Prop>, Extra<E>> + Clone {
     let prop = prop_key()
         .then_ignore(sym(TokenKind::Colon))
         .then(top_expr(expr))
@@ -1046,10 +1108,10 @@ fn props_block<'t, 's: 't, I: TokInput<'t, 's>>(
         .boxed()
 }
 
-fn fields_block<'t, 's: 't, I: TokInput<'t, 's>>(
-    field: impl Parser<'t, I, Field, Extra<'t, 's>> + Clone + 't,
+fn fields_block<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
+    field: impl Parser<'t, I, Field, Extra<E>> + Clone + 't,
     what: &'static str,
-) -> impl Parser<'t, I, Vec<Field>, Extra<'t, 's>> + Clone {
+) -> impl Parser<'t, I, Vec<Field>, Extra<E>> + Clone {
     let boundary = ident()
         .then(sym(TokenKind::Colon))
         .ignored()
@@ -1072,9 +1134,9 @@ fn fields_block<'t, 's: 't, I: TokInput<'t, 's>>(
         .map(|fields| fields.into_iter().flatten().collect())
 }
 
-fn file_parser<'t, 's: 't, I: TokInput<'t, 's>>(
+fn file_parser<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
     source: &'s str,
-) -> impl Parser<'t, I, SourceFile, Extra<'t, 's>> {
+) -> impl Parser<'t, I, SourceFile, Extra<E>> {
     let expr = expr_parser(source).boxed();
     let string = string_lit(source, expr.clone()).boxed();
     let ty = type_parser(string.clone()).boxed();
