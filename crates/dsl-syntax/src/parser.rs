@@ -607,24 +607,13 @@ fn string_lit<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
                     match part {
                         RawPart::Hole(expr) => out.push(StrPart::Hole(expr)),
                         RawPart::Text(span) => {
-                            let mut text = String::new();
-                            let mut cursor = span.start;
-                            let mut pieces: Vec<(usize, usize)> = Vec::new();
-                            for &(from, to) in &removals {
-                                let (from, to) = (from + body_start, to + body_start);
-                                if to <= span.start || from >= span.end {
-                                    continue;
-                                }
-                                if from > cursor {
-                                    pieces.push((cursor, from));
-                                }
-                                cursor = cursor.max(to);
-                            }
-                            if cursor < span.end {
-                                pieces.push((cursor, span.end));
-                            }
-                            for (from, to) in pieces {
+                            let mut text = String::with_capacity(span.end - span.start);
+                            let mut unescape_piece = |from: usize, to: usize| {
                                 let raw = source.get(from..to).unwrap_or("");
+                                if !raw.contains('\\') {
+                                    text.push_str(raw);
+                                    return;
+                                }
                                 for bad in strings::unescape(raw, &mut text) {
                                     let at = from + bad;
                                     let escape: String =
@@ -635,6 +624,20 @@ fn string_lit<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
                                         format!("unknown escape `{escape}`"),
                                     ));
                                 }
+                            };
+                            let mut cursor = span.start;
+                            for &(from, to) in &removals {
+                                let (from, to) = (from + body_start, to + body_start);
+                                if to <= span.start || from >= span.end {
+                                    continue;
+                                }
+                                if from > cursor {
+                                    unescape_piece(cursor, from);
+                                }
+                                cursor = cursor.max(to);
+                            }
+                            if cursor < span.end {
+                                unescape_piece(cursor, span.end);
                             }
                             match out.last_mut() {
                                 Some(StrPart::Text(previous)) => previous.push_str(&text),
