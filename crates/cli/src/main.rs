@@ -1,6 +1,7 @@
 //! The `galaxy` binary: thin glue from the command line to the toolchain's crates.
 
 mod render;
+mod run;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -48,6 +49,18 @@ enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Json)]
         format: PlanFormat,
     },
+    /// Run a pack (`--sim` for Sim Mode: no keys, no network)
+    Run(run::RunArgs),
+    /// Continue an interrupted, crashed, approved or over-budget run
+    Resume(run::ResumeArgs),
+    /// Approve (or reject) a step waiting for approval
+    Approve(run::ApproveArgs),
+    /// List runs, newest first
+    Runs(run::RunsArgs),
+    /// Show one run: status, steps, outputs, approvals
+    Show(run::ShowArgs),
+    /// Draw a run's trace (timeline, JSON or Chrome trace events)
+    Trace(run::TraceArgs),
     /// Create a starter project with one pack that checks
     Init {
         /// Where to create it
@@ -95,6 +108,12 @@ fn main() -> ExitCode {
         Command::Fmt { paths, check } => fmt(&paths, check),
         Command::Plan { pack, format } => plan(&pack, format),
         Command::Init { dir } => init(&dir),
+        Command::Run(args) => run::run(args),
+        Command::Resume(args) => run::resume(args),
+        Command::Approve(args) => run::approve(args),
+        Command::Runs(args) => run::runs(args),
+        Command::Show(args) => run::show(args),
+        Command::Trace(args) => run::trace(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -77,6 +77,8 @@ pub(crate) struct Checker<'a> {
     pub item_start: u32,
     /// The pack's policy, summarised.
     pub policy: crate::policy::PolicyInfo,
+    /// The file's own tools, in source order (imported ones are in `program.tools`).
+    pub own_tools: Vec<Arc<ToolInfo>>,
     /// Doc comments by the offset of the construct they document.
     pub docs: FastMap<u32, String>,
     /// Aliases of imports that failed (already reported): their uses resolve silently to
@@ -220,6 +222,7 @@ impl<'a> Checker<'a> {
             suggestion_work: 0,
             failed_imports: crate::fast_hash::FastSet::default(),
             docs: doc_table(src, parse),
+            own_tools: Vec::new(),
         }
     }
 
@@ -231,6 +234,9 @@ impl<'a> Checker<'a> {
             self.program.resolutions.sort_by_key(key);
         }
         self.program.policy = std::mem::take(&mut self.policy);
+        let mut tools = std::mem::take(&mut self.own_tools);
+        tools.append(&mut self.program.tools);
+        self.program.tools = tools;
         let mut diags = self.diags;
         diags.sort_by_key(|d| (d.span.start, d.span.end));
         (self.program, diags)
@@ -240,6 +246,15 @@ impl<'a> Checker<'a> {
     pub fn can_suggest(&mut self, candidates: usize) -> bool {
         self.suggestion_work = self.suggestion_work.saturating_add(candidates);
         self.suggestion_work <= SUGGESTION_BUDGET
+    }
+
+    /// A tool by key (`mail.send`, or `lookup` for the file's own), own or imported.
+    pub fn tool_by_key(&self, key: &str) -> Option<Arc<ToolInfo>> {
+        self.own_tools
+            .iter()
+            .chain(self.program.tools.iter())
+            .find(|t| t.key() == key)
+            .cloned()
     }
 
     /// Reports a diagnostic.

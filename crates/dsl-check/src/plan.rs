@@ -369,15 +369,11 @@ impl Graph {
         index
     }
 
-    /// Adds an edge unless the same one exists.
+    /// Adds an edge. Callers add each (from, to, edge) once: the checker already keeps one
+    /// dependency per (step, path), so no search for duplicates is needed (a search would be
+    /// quadratic for a step that thousands of steps read).
     pub(crate) fn add_edge(&mut self, from: NodeIndex, to: NodeIndex, edge: Edge) {
-        let exists = self
-            .graph
-            .edges_connecting(from, to)
-            .any(|e| *e.weight() == edge);
-        if !exists {
-            self.graph.add_edge(from, to, edge);
-        }
+        self.graph.add_edge(from, to, edge);
     }
 
     /// The node with id `id`.

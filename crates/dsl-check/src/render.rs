@@ -12,7 +12,15 @@ fn location(source: &str, index: &LineIndex, span: Span) -> (usize, usize) {
 
 fn excerpt(out: &mut String, source: &str, index: &LineIndex, span: Span, note: &str) {
     let (line, column) = location(source, index, span);
-    let text = source.lines().nth(line - 1).unwrap_or("");
+    let start = index.offset(
+        source,
+        dsl_syntax::LineCol {
+            line: (line - 1) as u32,
+            character: 0,
+        },
+    ) as usize;
+    let rest = source.get(start..).unwrap_or("");
+    let text = rest.split('\n').next().unwrap_or("").trim_end_matches('\r');
     let width = span
         .text(source)
         .lines()

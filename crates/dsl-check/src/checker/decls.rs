@@ -444,7 +444,7 @@ impl<'a> Checker<'a> {
             def: self.def(decl.name.span),
             doc,
         });
-        self.program.tools.insert(self.tools.len(), info.clone());
+        self.own_tools.push(info.clone());
         self.tools.insert(info.name.clone(), info);
     }
 

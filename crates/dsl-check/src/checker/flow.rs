@@ -1,7 +1,7 @@
 //! The flow: step names, the dependency graph between steps (cycles, order) and the type of
 //! every step's action.
 
-use crate::fast_hash::FastMap;
+use crate::fast_hash::{FastMap, FastSet};
 use std::sync::Arc;
 
 use dsl_syntax::Span;
@@ -68,24 +68,31 @@ impl<'a> Checker<'a> {
                 out: Vec::new(),
             };
             collector.action(&step.action);
-            let mut deps: Vec<StepDep> = Vec::with_capacity(collector.out.len());
-            for dep in collector.out {
-                if !deps
+            // One entry per (step, path), in source order.
+            let keep: Vec<bool> = {
+                let mut seen: FastSet<(usize, &str)> = FastSet::default();
+                collector
+                    .out
                     .iter()
-                    .any(|d| d.step == dep.step && d.path == dep.path)
-                {
-                    deps.push(dep);
-                }
-            }
-            for dep in &deps {
-                if dep.step != index
-                    && let Some(target) = self.program.steps.get_mut(dep.step)
+                    .map(|d| seen.insert((d.step, d.path.as_str())))
+                    .collect()
+            };
+            let deps: Vec<StepDep> = collector
+                .out
+                .into_iter()
+                .zip(keep)
+                .filter_map(|(dep, keep)| keep.then_some(dep))
+                .collect();
+            let mut sources: Vec<usize> = deps.iter().map(|d| d.step).collect();
+            sources.sort_unstable();
+            sources.dedup();
+            for source in sources {
+                if source != index
+                    && let Some(target) = self.program.steps.get_mut(source)
                 {
                     target.referenced = true;
                 }
-                if !graph.contains_edge(NodeIndex::new(dep.step), NodeIndex::new(index)) {
-                    graph.add_edge(NodeIndex::new(dep.step), NodeIndex::new(index), ());
-                }
+                graph.add_edge(NodeIndex::new(source), NodeIndex::new(index), ());
             }
             if let Some(info) = self.program.steps.get_mut(index) {
                 info.deps = deps;

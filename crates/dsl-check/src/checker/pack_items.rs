@@ -122,7 +122,7 @@ impl<'a> Checker<'a> {
                     let resolved = self.approval_target(target);
                     let base = self.locals.len();
                     if let Some(ApprovalTarget::Tool(key)) = &resolved
-                        && let Some(tool) = self.program.tool(key).cloned()
+                        && let Some(tool) = self.tool_by_key(key)
                     {
                         for param in &tool.params {
                             self.locals.push(Local {

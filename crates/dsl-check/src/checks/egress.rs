@@ -17,9 +17,9 @@ pub(crate) fn check(checker: &mut Checker<'_>) {
         return;
     }
     let by_key: FastMap<String, Arc<ToolInfo>> = checker
-        .program
-        .tools
+        .own_tools
         .iter()
+        .chain(checker.program.tools.iter())
         .map(|t| (t.key(), t.clone()))
         .collect();
     let uses: Vec<(String, Span)> = checker

@@ -51,6 +51,8 @@ pub(crate) fn lower(analysis: &Analysis) -> Option<Plan> {
         }
     }
 
+    let agent_infos: FastMap<&str, &crate::program::AgentInfo> =
+        program.agents.iter().map(|a| (&*a.name, &**a)).collect();
     let mut pack = PackMeta {
         name: program.name.clone().unwrap_or_default(),
         ..PackMeta::default()
@@ -111,7 +113,7 @@ pub(crate) fn lower(analysis: &Analysis) -> Option<Plan> {
                 props: props_of(&source.props),
             }),
             Item::Agent(agent) => {
-                let info = program.agents.iter().find(|a| *a.name == *agent.name.name);
+                let info = agent_infos.get(agent.name.name.as_str()).copied();
                 let instructions = agent
                     .props
                     .iter()

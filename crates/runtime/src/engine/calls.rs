@@ -1,0 +1,1139 @@
+//! Leaf nodes: tool calls (simulated, HTTP request templates, built-ins), model calls
+//! (simulated or through a provider, with retries, backoff, jitter, timeouts and fallbacks),
+//! routes and pure expressions. Budgets, egress and redaction are enforced here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dsl_check::plan::{Node, NodeKind, PlanArg, PlanModel, ProviderRef};
+use dsl_check::program::Scope as ToolScope;
+use dsl_check::ty::Ty;
+use dsl_syntax::ast::{Expr, ExprKind};
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+
+use super::graph::{Blocker, Ctx, NodeResult};
+use super::{Engine, Progress, now_ms};
+use crate::eval::{self, Scope};
+use crate::providers::{ChatMessage, CompletionRequest, ProviderError, Usage};
+use crate::redact::redact_text;
+use crate::sim::{Generator, Rng};
+use crate::store::{AttemptRecord, StepRecord, Write};
+
+/// Why a call failed: the class decides whether it is retried.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) class: &'static str,
+    pub(crate) message: String,
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn new(class: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            class,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(
+            self.class,
+            "transient" | "rate_limited" | "timeout" | "invalid_output"
+        )
+    }
+}
+
+impl From<ProviderError> for Failure {
+    fn from(error: ProviderError) -> Failure {
+        let retry_after = match &error {
+            ProviderError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        };
+        Failure {
+            class: error.class(),
+            message: error.to_string(),
+            retry_after,
+        }
+    }
+}
+
+/// What a leaf produced.
+pub(crate) struct LeafDone {
+    value: Value,
+    input_tokens: u64,
+    output_tokens: u64,
+    cost: f64,
+    model: Option<String>,
+    effect: Option<String>,
+    detail: Value,
+}
+
+/// Collects the names of `secret("NAME")` calls in `expr`.
+pub(crate) fn secret_names(expr: &Expr, out: &mut Vec<String>) {
+    match &expr.kind {
+        ExprKind::Call(callee, args) => {
+            if eval::callee_name(callee).as_deref() == Some("secret")
+                && let Some(ExprKind::Str(lit)) = args.first().map(|a| &a.value.kind)
+                && let Some(name) = lit.as_plain()
+            {
+                out.push(name);
+            }
+            for arg in args {
+                secret_names(&arg.value, out);
+            }
+        }
+        ExprKind::Record(props) => props.iter().for_each(|p| secret_names(&p.value, out)),
+        ExprKind::List(items) => items.iter().for_each(|i| secret_names(i, out)),
+        ExprKind::Binary(_, a, b) => {
+            secret_names(a, out);
+            secret_names(b, out);
+        }
+        ExprKind::Str(lit) => {
+            for part in &lit.parts {
+                if let dsl_syntax::ast::StrPart::Hole(hole) = part {
+                    secret_names(hole, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn prop<'p>(props: &'p [(String, Expr)], key: &str) -> Option<&'p Expr> {
+    props.iter().find(|(k, _)| k == key).map(|(_, e)| e)
+}
+
+fn const_eval(expr: Option<&Expr>) -> Option<Value> {
+    expr.and_then(|e| eval::eval(e, &Scope::default()).ok())
+}
+
+fn duration_prop(props: &[(String, Expr)], key: &str) -> Option<u64> {
+    match prop(props, key).map(|e| &e.kind) {
+        Some(ExprKind::Duration(ms)) => Some(*ms),
+        _ => None,
+    }
+}
+
+/// Exponential backoff with jitter for attempt `n` (1-based).
+fn backoff(base_ms: u64, attempt: u32, rng: &mut Rng) -> Duration {
+    let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(10));
+    let capped = exp.min(30_000);
+    let jitter = rng.below(capped / 2 + 1);
+    Duration::from_millis(capped / 2 + jitter)
+}
+
+impl Engine {
+    /// The arguments of a call of `tool`, defaults filled in.
+    pub(crate) fn tool_args(
+        &self,
+        tool: &str,
+        args: &[PlanArg],
+        locals: &[(String, Value)],
+    ) -> Result<Map<String, Value>, String> {
+        let mut map = Map::new();
+        for arg in args {
+            let value = self
+                .eval_in(&arg.value, locals, None)
+                .map_err(|e| e.to_string())?;
+            map.insert(arg.name.clone(), value);
+        }
+        if let Some(info) = self.plan.tool(tool) {
+            for param in &info.params {
+                if !map.contains_key(&*param.name) {
+                    let value = const_eval(param.default.as_ref()).unwrap_or(Value::Null);
+                    map.insert(param.name.to_string(), value);
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    /// Runs a tool, ask, route or compute node: budget, concurrency, cancellation, record.
+    pub(crate) async fn run_leaf(&self, node: &Node, ctx: &Ctx, key: &str) -> NodeResult {
+        let started = now_ms();
+        let (money, tokens, is_call) = self.estimate(node);
+        let reservation = {
+            let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+            budget.reserve(
+                money,
+                tokens,
+                is_call,
+                self.started.elapsed().as_millis() as u64,
+            )
+        };
+        let reservation = match reservation {
+            Ok(r) => r,
+            Err(message) => {
+                let attempt =
+                    self.attempt_record(key, 1, "budget_exceeded", started, Some(message.clone()));
+                let writes = vec![
+                    Write::Attempt(attempt),
+                    self.audit_write("budget_exceeded", Some(key), message.clone()),
+                ];
+                let _ = self.writer.write(writes).await;
+                return NodeResult::Blocked(Blocker::Budget, Some(message));
+            }
+        };
+        self.report(Progress::Started(key.to_string()), |c| c.running += 1);
+        let mut cancel = self.cancel.clone();
+        let mut attempts = Vec::new();
+        let work = self.leaf(node, ctx, key, &mut attempts);
+        let result = tokio::select! {
+            result = work => Some(result),
+            _ = cancel.wait_for(|c| *c) => None,
+        };
+        let Some(result) = result else {
+            let attempt = self.attempt_record(
+                key,
+                attempts.len() as i64 + 1,
+                "interrupted",
+                started,
+                Some("cancelled".into()),
+            );
+            let _ = self
+                .writer
+                .write(vec![
+                    Write::Attempt(attempt),
+                    self.audit_write("step_interrupted", Some(key), String::new()),
+                ])
+                .await;
+            self.report(
+                Progress::Finished(key.to_string(), "interrupted".into()),
+                |c| c.running -= 1,
+            );
+            return NodeResult::Blocked(Blocker::Interrupted, None);
+        };
+        let ended = now_ms();
+        match result {
+            Ok(done) => {
+                {
+                    let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+                    budget.settle(
+                        reservation,
+                        done.input_tokens + done.output_tokens,
+                        done.cost,
+                    );
+                }
+                let detail = crate::redact::redact_value(&done.detail, self.redact_trace);
+                attempts.push(AttemptRecord {
+                    key: key.to_string(),
+                    attempt: attempts.len() as i64 + 1,
+                    status: "succeeded".into(),
+                    started_at: attempts
+                        .last()
+                        .map_or(started, |a: &AttemptRecord| a.ended_at),
+                    ended_at: ended,
+                    input_tokens: done.input_tokens as i64,
+                    output_tokens: done.output_tokens as i64,
+                    cost: done.cost,
+                    model: done.model.clone(),
+                    error: None,
+                    detail_json: Some(detail.to_string()),
+                });
+                let record = StepRecord {
+                    key: key.to_string(),
+                    node: node.id.clone(),
+                    status: "succeeded".into(),
+                    attempts: attempts.len() as i64,
+                    started_at: started,
+                    ended_at: ended,
+                    output_json: Some(done.value.to_string()),
+                    input_tokens: done.input_tokens as i64,
+                    output_tokens: done.output_tokens as i64,
+                    cost: done.cost,
+                    error: None,
+                };
+                let mut writes = vec![Write::Step(record, attempts)];
+                if let Some(effect) = done.effect {
+                    writes.push(Write::EffectDone { key: effect });
+                }
+                if let Err(error) = self.writer.write(writes).await {
+                    return NodeResult::Blocked(Blocker::Failed, Some(error.to_string()));
+                }
+                let tokens = done.input_tokens + done.output_tokens;
+                self.report(
+                    Progress::Finished(key.to_string(), "succeeded".into()),
+                    |c| {
+                        c.running -= 1;
+                        c.done += 1;
+                        c.cost += done.cost;
+                        c.tokens += tokens;
+                    },
+                );
+                NodeResult::Value(done.value)
+            }
+            Err(failure) => {
+                {
+                    let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+                    budget.settle(reservation, 0, 0.0);
+                }
+                let message = redact_text(&failure.message, self.redact_trace);
+                let blocker = if failure.class == "budget" {
+                    Blocker::Budget
+                } else {
+                    Blocker::Failed
+                };
+                let mut last = self.attempt_record(
+                    key,
+                    attempts.len() as i64 + 1,
+                    "failed",
+                    started,
+                    Some(message.clone()),
+                );
+                last.detail_json = Some(serde_json::json!({ "class": failure.class, "span": [node.span.start, node.span.end] }).to_string());
+                attempts.push(last);
+                let record = StepRecord {
+                    key: key.to_string(),
+                    node: node.id.clone(),
+                    status: "failed".into(),
+                    attempts: attempts.len() as i64,
+                    started_at: started,
+                    ended_at: ended,
+                    output_json: None,
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    cost: 0.0,
+                    error: Some(format!("{}: {message}", failure.class)),
+                };
+                let writes = vec![
+                    Write::Step(record, attempts),
+                    self.audit_write(
+                        "step_failed",
+                        Some(key),
+                        format!("{}: {message}", failure.class),
+                    ),
+                ];
+                let _ = self.writer.write(writes).await;
+                self.report(Progress::Finished(key.to_string(), "failed".into()), |c| {
+                    c.running -= 1;
+                    c.done += 1;
+                });
+                NodeResult::Blocked(
+                    blocker,
+                    Some(format!(
+                        "step `{key}` failed ({}): {message}",
+                        failure.class
+                    )),
+                )
+            }
+        }
+    }
+
+    fn attempt_record(
+        &self,
+        key: &str,
+        attempt: i64,
+        status: &str,
+        started: i64,
+        error: Option<String>,
+    ) -> AttemptRecord {
+        AttemptRecord {
+            key: key.to_string(),
+            attempt,
+            status: status.to_string(),
+            started_at: started,
+            ended_at: now_ms(),
+            input_tokens: 0,
+            output_tokens: 0,
+            cost: 0.0,
+            model: None,
+            error,
+            detail_json: None,
+        }
+    }
+
+    /// The worst-case money and tokens of a node, and whether it is a tool call.
+    fn estimate(&self, node: &Node) -> (f64, u64, bool) {
+        let model = match &node.kind {
+            NodeKind::Tool { .. } => return (0.0, 0, true),
+            NodeKind::Ask { target, .. } => self.model_of(target),
+            NodeKind::Route { router, .. } => self.model_of(router),
+            _ => return (0.0, 0, false),
+        };
+        let Some(model) = model else {
+            return (0.0, 0, false);
+        };
+        let max_tokens = const_eval(prop(&model.props, "max_tokens"))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1000);
+        let prompt_tokens = 1000;
+        let usage = Usage {
+            input_tokens: prompt_tokens,
+            output_tokens: max_tokens,
+        };
+        let factor = if matches!(node.kind, NodeKind::Route { .. }) {
+            2
+        } else {
+            1
+        };
+        (
+            self.prices.cost(&model.provider.model, &usage) * factor as f64,
+            (prompt_tokens + max_tokens) * factor,
+            false,
+        )
+    }
+
+    /// The model an agent (or model name) uses.
+    pub(crate) fn model_of(&self, target: &str) -> Option<&PlanModel> {
+        let model_name = self
+            .plan
+            .agents
+            .iter()
+            .find(|a| a.name == target)
+            .and_then(|a| a.model.clone())
+            .unwrap_or_else(|| target.to_string());
+        self.plan.models.iter().find(|m| m.name == model_name)
+    }
+
+    async fn leaf(
+        &self,
+        node: &Node,
+        ctx: &Ctx,
+        key: &str,
+        attempts: &mut Vec<AttemptRecord>,
+    ) -> Result<LeafDone, Failure> {
+        match &node.kind {
+            NodeKind::Tool { tool, args } => {
+                let args = self
+                    .tool_args(tool, args, &ctx.locals)
+                    .map_err(|e| Failure::new("permanent", e))?;
+                let (value, effect) = self.call_tool(tool, args.clone(), key, attempts).await?;
+                Ok(LeafDone {
+                    value,
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    cost: 0.0,
+                    model: Some(tool.clone()),
+                    effect,
+                    detail: serde_json::json!({ "tool": tool, "args": args, "span": [node.span.start, node.span.end] }),
+                })
+            }
+            NodeKind::Ask {
+                target,
+                prompt,
+                instructions,
+                cite,
+                ..
+            } => {
+                let prompt = match prompt {
+                    Some(p) => eval::display(
+                        &self
+                            .eval_in(p, &ctx.locals, None)
+                            .map_err(|e| Failure::new("permanent", e.to_string()))?,
+                    ),
+                    None => String::new(),
+                };
+                let extra = match instructions {
+                    Some(i) => Some(eval::display(
+                        &self
+                            .eval_in(i, &ctx.locals, None)
+                            .map_err(|e| Failure::new("permanent", e.to_string()))?,
+                    )),
+                    None => None,
+                };
+                self.ask(
+                    target,
+                    target,
+                    &prompt,
+                    extra,
+                    cite,
+                    &node.output,
+                    key,
+                    node,
+                    attempts,
+                )
+                .await
+            }
+            NodeKind::Route {
+                router,
+                routes,
+                prompt,
+                instructions,
+                cite,
+            } => {
+                let prompt = match prompt {
+                    Some(p) => eval::display(
+                        &self
+                            .eval_in(p, &ctx.locals, None)
+                            .map_err(|e| Failure::new("permanent", e.to_string()))?,
+                    ),
+                    None => String::new(),
+                };
+                let extra = match instructions {
+                    Some(i) => Some(eval::display(
+                        &self
+                            .eval_in(i, &ctx.locals, None)
+                            .map_err(|e| Failure::new("permanent", e.to_string()))?,
+                    )),
+                    None => None,
+                };
+                let options: Vec<std::sync::Arc<str>> = routes
+                    .iter()
+                    .map(|r| std::sync::Arc::from(r.as_str()))
+                    .collect();
+                let route_ty = Ty::Union(options.into());
+                let router_prompt = format!(
+                    "Pick the specialist for this request. Answer with exactly one of: {}.\n\n{prompt}",
+                    routes.join(", ")
+                );
+                let pick = self
+                    .ask(
+                        router,
+                        router,
+                        &router_prompt,
+                        None,
+                        &[],
+                        &route_ty,
+                        &format!("{key}.router"),
+                        node,
+                        attempts,
+                    )
+                    .await?;
+                let chosen = pick.value.as_str().unwrap_or_default().to_string();
+                let specialist =
+                    routes
+                        .iter()
+                        .find(|r| **r == chosen)
+                        .cloned()
+                        .ok_or_else(|| {
+                            Failure::new(
+                                "invalid_output",
+                                format!(
+                                    "the router picked `{chosen}`, not one of {}",
+                                    routes.join(", ")
+                                ),
+                            )
+                        })?;
+                let mut done = self
+                    .ask(
+                        &specialist,
+                        &specialist,
+                        &prompt,
+                        extra,
+                        cite,
+                        &node.output,
+                        key,
+                        node,
+                        attempts,
+                    )
+                    .await?;
+                done.input_tokens += pick.input_tokens;
+                done.output_tokens += pick.output_tokens;
+                done.cost += pick.cost;
+                if let Value::Object(detail) = &mut done.detail {
+                    detail.insert("routed_to".into(), Value::String(specialist));
+                }
+                Ok(done)
+            }
+            NodeKind::Compute { expr, .. } => {
+                let mut results: HashMap<(u32, u32), Value> = HashMap::new();
+                for (n, call) in eval::tool_calls(expr).into_iter().enumerate() {
+                    let ExprKind::Call(callee, call_args) = &call.kind else {
+                        continue;
+                    };
+                    let tool = eval::callee_name(callee).unwrap_or_default();
+                    let info = self.plan.tool(&tool).cloned();
+                    let mut args = Map::new();
+                    for (i, arg) in call_args.iter().enumerate() {
+                        let name = match &arg.name {
+                            Some(name) => name.name.clone(),
+                            None => info
+                                .as_ref()
+                                .and_then(|t| t.params.get(i))
+                                .map(|p| p.name.to_string())
+                                .unwrap_or_else(|| format!("arg{i}")),
+                        };
+                        let value = self
+                            .eval_in(&arg.value, &ctx.locals, Some(&results))
+                            .map_err(|e| Failure::new("permanent", e.to_string()))?;
+                        args.insert(name, value);
+                    }
+                    if let Some(info) = &info {
+                        for param in &info.params {
+                            if !args.contains_key(&*param.name) {
+                                args.insert(
+                                    param.name.to_string(),
+                                    const_eval(param.default.as_ref()).unwrap_or(Value::Null),
+                                );
+                            }
+                        }
+                    }
+                    let (value, _) = self
+                        .call_tool(&tool, args, &format!("{key}#{n}"), attempts)
+                        .await?;
+                    results.insert((call.span.start, call.span.end), value);
+                }
+                let value = self
+                    .eval_in(expr, &ctx.locals, Some(&results))
+                    .map_err(|e| Failure::new("permanent", e.to_string()))?;
+                Ok(LeafDone {
+                    value,
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    cost: 0.0,
+                    model: None,
+                    effect: None,
+                    detail: serde_json::json!({ "span": [node.span.start, node.span.end] }),
+                })
+            }
+            _ => Err(Failure::new("permanent", "not a leaf node")),
+        }
+    }
+
+    /// The critic's verdict on a review round's draft.
+    pub(crate) async fn critique(
+        &self,
+        node: &Node,
+        key: &str,
+        critic: &str,
+        draft: &Value,
+        round: u64,
+    ) -> Result<Value, NodeResult> {
+        if let Some(prior) = self.prior.get(key) {
+            return Ok(prior
+                .output_json
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or(Value::Null));
+        }
+        let critique_ty = Ty::Named(dsl_check::ty::NamedTy {
+            module: std::sync::Arc::from("core"),
+            name: std::sync::Arc::from("Critique"),
+            cited: false,
+        });
+        let critic_node = Node {
+            id: format!("{}.critique", node.id),
+            step: node.step.clone(),
+            kind: NodeKind::Ask {
+                target: critic.to_string(),
+                target_kind: "agent".into(),
+                prompt: None,
+                instructions: None,
+                cite: Vec::new(),
+            },
+            output: critique_ty.clone(),
+            span: node.span,
+        };
+        let prompt = format!(
+            "Review this draft (round {round}). Answer as JSON with approved (bool), score (0..1) and feedback.\n\n{draft}"
+        );
+        let started = now_ms();
+        let mut attempts = Vec::new();
+        let result = self
+            .ask(
+                critic,
+                critic,
+                &prompt,
+                None,
+                &[],
+                &critique_ty,
+                key,
+                &critic_node,
+                &mut attempts,
+            )
+            .await;
+        match result {
+            Ok(done) => {
+                let mut value = done.value;
+                if self.options.sim && !self.mocks.contains_key(critic) {
+                    // A simulated critic approves from the second round on, so loops end.
+                    if let Value::Object(map) = &mut value {
+                        map.insert("approved".into(), Value::Bool(round >= 2));
+                    }
+                }
+                let record = StepRecord {
+                    key: key.to_string(),
+                    node: critic_node.id.clone(),
+                    status: "succeeded".into(),
+                    attempts: 1,
+                    started_at: started,
+                    ended_at: now_ms(),
+                    output_json: Some(value.to_string()),
+                    input_tokens: done.input_tokens as i64,
+                    output_tokens: done.output_tokens as i64,
+                    cost: done.cost,
+                    error: None,
+                };
+                if let Err(error) = self.writer.write(vec![Write::Step(record, attempts)]).await {
+                    return Err(NodeResult::Blocked(
+                        Blocker::Failed,
+                        Some(error.to_string()),
+                    ));
+                }
+                Ok(value)
+            }
+            Err(failure) => Err(self
+                .fail_step(key, &critic_node, started, failure.message)
+                .await),
+        }
+    }
+
+    /// One model answer of type `ty`: mocked or simulated in Sim Mode, otherwise through the
+    /// provider with retries and the fallback chain.
+    #[allow(clippy::too_many_arguments)]
+    async fn ask(
+        &self,
+        target: &str,
+        mock_key: &str,
+        prompt: &str,
+        extra_instructions: Option<String>,
+        cite: &[String],
+        ty: &Ty,
+        key: &str,
+        node: &Node,
+        attempts: &mut Vec<AttemptRecord>,
+    ) -> Result<LeafDone, Failure> {
+        let agent = self.plan.agents.iter().find(|a| a.name == target);
+        let model = self
+            .model_of(target)
+            .ok_or_else(|| Failure::new("permanent", format!("`{target}` has no model")))?;
+        let mut system = agent
+            .and_then(|a| a.instructions.as_ref())
+            .and_then(|i| eval::eval(i, &Scope::default()).ok())
+            .map(|v| eval::display(&v));
+        if let Some(extra) = extra_instructions {
+            system = Some(match system {
+                Some(s) => format!("{s}\n\n{extra}"),
+                None => extra,
+            });
+        }
+        let prompt = redact_text(prompt, self.redact_model);
+        let system = system.map(|s| redact_text(&s, self.redact_model));
+        let cite: Vec<String> = if cite.is_empty() {
+            agent.map(|a| a.knowledge.clone()).unwrap_or_default()
+        } else {
+            cite.to_vec()
+        };
+        let detail = serde_json::json!({
+            "target": target,
+            "prompt": prompt,
+            "cite": cite,
+            "span": [node.span.start, node.span.end],
+        });
+        let permit_model = self.model_semaphore(&model.provider);
+        let _global = self.global_limit.acquire().await;
+        let _model = permit_model.acquire().await;
+        if self.options.sim {
+            let latency =
+                duration_prop(&model.props, "sim_latency").or(self.options.sim_latency_ms);
+            if let Some(ms) = latency.filter(|ms| *ms > 0) {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            let value = match self.mocks.get(mock_key) {
+                Some(mock) => {
+                    let mut value = self.eval_in(mock, &[], None).map_err(|e| {
+                        Failure::new("permanent", format!("mock of `{mock_key}`: {e}"))
+                    })?;
+                    if let (Ty::Named(named), Value::Object(map)) =
+                        (ty.strip_optional(), &mut value)
+                        && named.cited
+                        && !map.contains_key("citations")
+                    {
+                        let generator = Generator {
+                            types: &self.plan.types,
+                            cite: &cite,
+                        };
+                        map.insert(
+                            "citations".into(),
+                            Value::Array(
+                                generator.citations(&mut Rng::new(self.options.seed, key)),
+                            ),
+                        );
+                    }
+                    value
+                }
+                None => {
+                    let generator = Generator {
+                        types: &self.plan.types,
+                        cite: &cite,
+                    };
+                    generator.value(ty, "answer", &mut Rng::new(self.options.seed, key), 0)
+                }
+            };
+            let usage = Usage {
+                input_tokens: ((prompt.len() + system.as_ref().map_or(0, String::len)) / 4 + 1)
+                    as u64,
+                output_tokens: (value.to_string().len() / 4 + 1) as u64,
+            };
+            let cost = self.prices.cost(&model.provider.model, &usage);
+            return Ok(LeafDone {
+                value,
+                input_tokens: usage.input_tokens,
+                output_tokens: usage.output_tokens,
+                cost,
+                model: Some(format!("sim:{}", model.provider.model)),
+                effect: None,
+                detail,
+            });
+        }
+        let retries = const_eval(prop(&model.props, "retry"))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(2) as u32;
+        let backoff_ms = duration_prop(&model.props, "backoff").unwrap_or(500);
+        let timeout =
+            Duration::from_millis(duration_prop(&model.props, "timeout").unwrap_or(60_000));
+        let temperature = const_eval(prop(&model.props, "temperature")).and_then(|v| v.as_f64());
+        let max_tokens = const_eval(prop(&model.props, "max_tokens"))
+            .and_then(|v| v.as_u64())
+            .map(|v| v as u32);
+        let schema = match ty.strip_optional() {
+            Ty::String => None,
+            other => Some(crate::providers::json_schema_for(other, &*self.plan)),
+        };
+        let mut chain: Vec<&ProviderRef> = vec![&model.provider];
+        chain.extend(model.fallback.iter());
+        let mut rng = Rng::new(self.options.seed, key);
+        let mut last = Failure::new("permanent", "no provider");
+        for provider in chain {
+            let client = self.provider(provider).map_err(Failure::from)?;
+            let request = CompletionRequest {
+                model: provider.model.clone(),
+                system: system.clone(),
+                messages: vec![ChatMessage::user(prompt.clone())],
+                temperature,
+                max_tokens,
+                output_schema: schema.clone(),
+                timeout,
+            };
+            for attempt in 1..=retries + 1 {
+                let started = now_ms();
+                let result = match tokio::time::timeout(timeout, client.complete(&request)).await {
+                    Ok(r) => r.map_err(Failure::from),
+                    Err(_) => Err(Failure::new("timeout", "the model call timed out")),
+                };
+                let result = result.and_then(|completion| {
+                    crate::providers::parse_output(&completion.text, ty, &*self.plan)
+                        .map(|value| (completion, value))
+                        .map_err(Failure::from)
+                });
+                match result {
+                    Ok((completion, value)) => {
+                        let cost = self.prices.cost(&provider.model, &completion.usage);
+                        return Ok(LeafDone {
+                            value,
+                            input_tokens: completion.usage.input_tokens,
+                            output_tokens: completion.usage.output_tokens,
+                            cost,
+                            model: Some(completion.model),
+                            effect: None,
+                            detail,
+                        });
+                    }
+                    Err(failure) => {
+                        let mut record = self.attempt_record(
+                            key,
+                            attempts.len() as i64 + 1,
+                            "failed",
+                            started,
+                            Some(redact_text(&failure.message, self.redact_trace)),
+                        );
+                        record.model = Some(provider.model.clone());
+                        record.detail_json =
+                            Some(serde_json::json!({ "class": failure.class }).to_string());
+                        attempts.push(record);
+                        let retry = failure.retryable() && attempt <= retries;
+                        let wait = failure
+                            .retry_after
+                            .unwrap_or_else(|| backoff(backoff_ms, attempt, &mut rng));
+                        last = failure;
+                        if !retry {
+                            break;
+                        }
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+            if !last.retryable() && last.class != "auth" {
+                break;
+            }
+        }
+        Err(last)
+    }
+
+    fn model_semaphore(&self, provider: &ProviderRef) -> Arc<Semaphore> {
+        let key = format!("{}:{}", provider.provider, provider.model);
+        let mut limits = self.model_limits.lock().unwrap_or_else(|e| e.into_inner());
+        let default = if self.options.sim {
+            Semaphore::MAX_PERMITS
+        } else {
+            16
+        };
+        Arc::clone(limits.entry(key).or_insert_with(|| {
+            Arc::new(Semaphore::new(
+                self.options.per_model_concurrency.unwrap_or(default).max(1),
+            ))
+        }))
+    }
+
+    fn provider(
+        &self,
+        provider: &ProviderRef,
+    ) -> Result<Arc<dyn crate::providers::ModelProvider>, ProviderError> {
+        let cache_key = format!(
+            "{}|{}",
+            provider.provider,
+            provider.base_url.clone().unwrap_or_default()
+        );
+        let mut cache = self.providers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = cache.get(&cache_key) {
+            return Ok(Arc::clone(client));
+        }
+        let var = provider
+            .api_key_secret
+            .clone()
+            .or_else(|| match provider.provider.as_str() {
+                "openai" => Some("OPENAI_API_KEY".into()),
+                "anthropic" => Some("ANTHROPIC_API_KEY".into()),
+                _ => None,
+            });
+        let key = var.and_then(|v| std::env::var(v).ok());
+        let client = crate::providers::build_provider(
+            &provider.provider,
+            provider.base_url.as_deref(),
+            key,
+            self.http.clone(),
+        )?;
+        cache.insert(cache_key, Arc::clone(&client));
+        Ok(client)
+    }
+
+    /// Calls a tool: egress check, effect record (idempotency key) before an effect is sent,
+    /// then the simulated result or the real request.
+    pub(crate) async fn call_tool(
+        &self,
+        tool: &str,
+        args: Map<String, Value>,
+        key: &str,
+        attempts: &mut Vec<AttemptRecord>,
+    ) -> Result<(Value, Option<String>), Failure> {
+        let info = self
+            .plan
+            .tool(tool)
+            .cloned()
+            .ok_or_else(|| Failure::new("permanent", format!("unknown tool `{tool}`")))?;
+        for host in &info.hosts {
+            if !self.plan.policy.allows_host(host) {
+                return Err(Failure::new(
+                    "policy",
+                    format!("egress to `{host}` is not allowed by the policy (tool {tool})"),
+                ));
+            }
+        }
+        let effect = matches!(info.scope, Some(ToolScope::Write | ToolScope::Destructive));
+        let effect_key = effect.then(|| format!("{}/{key}", self.run_id));
+        if let Some(effect_key) = &effect_key {
+            let write = Write::EffectIssued {
+                key: effect_key.clone(),
+                step_key: key.to_string(),
+                tool: tool.to_string(),
+                at: now_ms(),
+            };
+            self.writer
+                .write(vec![write])
+                .await
+                .map_err(|e| Failure::new("permanent", e.to_string()))?;
+        }
+        let _global = self.global_limit.acquire().await;
+        if self.options.sim {
+            let latency = info.sim_latency_ms.or(self.options.sim_latency_ms);
+            if let Some(ms) = latency.filter(|ms| *ms > 0) {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            let locals: Vec<(String, Value)> = args.into_iter().collect();
+            let value = match &info.sim {
+                Some(sim) => self
+                    .eval_in(sim, &locals, None)
+                    .map_err(|e| Failure::new("permanent", format!("sim of `{tool}`: {e}")))?,
+                None => {
+                    let generator = Generator {
+                        types: &self.plan.types,
+                        cite: &[],
+                    };
+                    generator.value(
+                        &info.result,
+                        "result",
+                        &mut Rng::new(self.options.seed, key),
+                        0,
+                    )
+                }
+            };
+            return Ok((value, effect_key));
+        }
+        let mut rng = Rng::new(self.options.seed, key);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let started = now_ms();
+            let result = self
+                .real_tool_call(&info, &args, effect_key.as_deref())
+                .await;
+            match result {
+                Ok(value) => return Ok((value, effect_key)),
+                Err(failure) => {
+                    let mut record = self.attempt_record(
+                        key,
+                        attempts.len() as i64 + 1,
+                        "failed",
+                        started,
+                        Some(redact_text(&failure.message, self.redact_trace)),
+                    );
+                    record.model = Some(tool.to_string());
+                    record.detail_json =
+                        Some(serde_json::json!({ "class": failure.class }).to_string());
+                    attempts.push(record);
+                    if !failure.retryable() || attempt > 2 {
+                        return Err(failure);
+                    }
+                    let wait = failure
+                        .retry_after
+                        .unwrap_or_else(|| backoff(500, attempt, &mut rng));
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn real_tool_call(
+        &self,
+        info: &dsl_check::program::ToolInfo,
+        args: &Map<String, Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, Failure> {
+        let locals: Vec<(String, Value)> = args.clone().into_iter().collect();
+        let (method, url, headers, query, body) = if let Some(builtin) = &info.builtin {
+            match builtin.as_str() {
+                "core.now" => return Ok(Value::String(format!("{}", now_ms()))),
+                "core.new_id" => {
+                    let prefix = args.get("prefix").map(eval::display).unwrap_or_default();
+                    return Ok(Value::String(format!("{prefix}_{}", super::new_run_id())));
+                }
+                "web.fetch" => {
+                    let url = args.get("url").map(eval::display).unwrap_or_default();
+                    ("GET".to_string(), url, Map::new(), Map::new(), None)
+                }
+                other => {
+                    return Err(Failure::new(
+                        "permanent",
+                        format!("unknown builtin `{other}`"),
+                    ));
+                }
+            }
+        } else if let Some(request) = &info.request {
+            let values = self
+                .values
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let scope = Scope {
+                inputs: Some(&self.inputs),
+                steps: Some(&values),
+                locals,
+                tool_results: None,
+                read_secrets: true,
+                base_dir: Some(&self.base_dir),
+            };
+            let template = eval::eval(request, &scope)
+                .map_err(|e| Failure::new("permanent", e.to_string()))?;
+            let get = |k: &str| template.get(k).cloned().unwrap_or(Value::Null);
+            let method = get("method").as_str().unwrap_or("GET").to_uppercase();
+            let url = eval::display(&get("url"));
+            let headers = get("headers").as_object().cloned().unwrap_or_default();
+            let query = get("query").as_object().cloned().unwrap_or_default();
+            let body = template.get("body").cloned().filter(|b| !b.is_null());
+            (method, url, headers, query, body)
+        } else {
+            return Err(Failure::new(
+                "permanent",
+                format!(
+                    "tool `{}` has neither request nor builtin; run it with --sim",
+                    info.key()
+                ),
+            ));
+        };
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|e| Failure::new("permanent", format!("bad URL: {e}")))?;
+        let host = parsed.host_str().unwrap_or_default().to_string();
+        if !self.plan.policy.allows_host(&host) {
+            return Err(Failure::new(
+                "policy",
+                format!("egress to `{host}` is not allowed by the policy"),
+            ));
+        }
+        let mut parsed = parsed;
+        {
+            let pairs: Vec<(String, String)> = query
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), eval::display(v)))
+                .collect();
+            if !pairs.is_empty() {
+                let mut out = parsed.query_pairs_mut();
+                for (k, v) in &pairs {
+                    out.append_pair(k, v);
+                }
+            }
+        }
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| Failure::new("permanent", e.to_string()))?;
+        let mut builder = self
+            .http
+            .request(method, parsed)
+            .timeout(Duration::from_secs(30));
+        for (name, value) in &headers {
+            if !value.is_null() {
+                builder = builder.header(name.as_str(), eval::display(value));
+            }
+        }
+        if let Some(key) = idempotency_key {
+            builder = builder.header("Idempotency-Key", key);
+        }
+        if let Some(body) = body {
+            builder = builder.json(&body);
+        }
+        let response = builder.send().await.map_err(|e| {
+            if e.is_timeout() {
+                Failure::new("timeout", "the request timed out")
+            } else {
+                Failure::new("transient", format!("request failed: {e}"))
+            }
+        })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| Failure::new("transient", e.to_string()))?;
+        if status.as_u16() == 429 {
+            return Err(Failure::new(
+                "rate_limited",
+                format!("HTTP 429 from {host}"),
+            ));
+        }
+        if status.is_server_error() {
+            return Err(Failure::new(
+                "transient",
+                format!("HTTP {status} from {host}"),
+            ));
+        }
+        if !status.is_success() {
+            return Err(Failure::new(
+                "permanent",
+                format!("HTTP {status} from {host}"),
+            ));
+        }
+        if info.builtin.as_deref() == Some("web.fetch") {
+            let max = args
+                .get("max_chars")
+                .and_then(Value::as_u64)
+                .unwrap_or(20_000) as usize;
+            let text: String = text.chars().take(max).collect();
+            return Ok(serde_json::json!({
+                "url": url, "status": status.as_u16(), "title": "", "content_type": "text/html",
+                "text": text, "fetched_at": format!("{}", now_ms()),
+            }));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}

@@ -1,0 +1,703 @@
+//! The durable store (the blackboard): runs, steps, attempts, approvals, effects and an
+//! append-only audit log, on SQLite (embedded default) or PostgreSQL, through sqlx.
+//!
+//! Each step's output is stored once, in its `steps` row, so storage grows linearly with the
+//! work. Writes arrive in batches ([`Store::apply`]): one transaction, one commit per wave.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, SqlSafeStr};
+
+/// The migrations, embedded from the repository's `migrations/` folder.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "runs", include_str!("../../../migrations/0001_runs.sql"))];
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database URL is not one Galaxy understands.
+    #[error("unsupported database URL `{0}` (use sqlite://PATH or postgres://...)")]
+    BadUrl(String),
+    /// The run does not exist.
+    #[error("no run `{0}` in the store")]
+    NoSuchRun(String),
+    /// Stored data could not be read back.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// A connection pool to one of the supported backends.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Embedded SQLite (WAL).
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+/// Runs the same code against whichever backend the store holds.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// The run id.
+    pub id: String,
+    /// The pack's name.
+    pub pack_name: String,
+    /// The pack file's path as given.
+    pub pack_path: String,
+    /// The pack's source text.
+    pub source: String,
+    /// The plan as JSON.
+    pub plan_json: String,
+    /// The hash of the plan JSON.
+    pub plan_hash: String,
+    /// The inputs as a JSON object.
+    pub inputs_json: String,
+    /// The run options (sim, seed, latency, budgets) as JSON.
+    pub options_json: String,
+    /// `running`, `succeeded`, `failed`, `waiting_approval`, `budget_exceeded`, `interrupted`.
+    pub status: String,
+    /// `success` / `failure` once known.
+    pub outcome: Option<String>,
+    /// Why the run failed.
+    pub error: Option<String>,
+    /// The final result document (outcome, KPIs, citations) as JSON.
+    pub result_json: Option<String>,
+    /// When it was created (ms since the epoch).
+    pub created_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+}
+
+/// One step (or map item, branch, review round) of a run, with its output stored once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    /// The step key: `inbox`, `triage[3]`, `send[0]/send.body`.
+    pub key: String,
+    /// The plan node id.
+    pub node: String,
+    /// `succeeded`, `failed`, `skipped`, `rejected`.
+    pub status: String,
+    /// How many attempts it took.
+    pub attempts: i64,
+    /// When the first attempt started (ms since the epoch).
+    pub started_at: i64,
+    /// When the last attempt ended.
+    pub ended_at: i64,
+    /// The output as JSON.
+    pub output_json: Option<String>,
+    /// Model input tokens.
+    pub input_tokens: i64,
+    /// Model output tokens.
+    pub output_tokens: i64,
+    /// Cost in the budget currency.
+    pub cost: f64,
+    /// The last error.
+    pub error: Option<String>,
+}
+
+/// One attempt of a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    /// The step key.
+    pub key: String,
+    /// 1-based attempt number.
+    pub attempt: i64,
+    /// `succeeded`, `failed`, `interrupted`, `waiting_approval`, `budget_exceeded`.
+    pub status: String,
+    /// Start (ms since the epoch).
+    pub started_at: i64,
+    /// End.
+    pub ended_at: i64,
+    /// Model input tokens.
+    pub input_tokens: i64,
+    /// Model output tokens.
+    pub output_tokens: i64,
+    /// Cost.
+    pub cost: f64,
+    /// The model (or tool) used.
+    pub model: Option<String>,
+    /// The error, redacted.
+    pub error: Option<String>,
+    /// Redacted inputs, citations and source span, as JSON.
+    pub detail_json: Option<String>,
+}
+
+/// An approval request and its decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalRecord {
+    /// The gate's step key (what `galaxy approve RUN STEP` takes).
+    pub key: String,
+    /// The gated tool (or `approve` for an explicit approval step).
+    pub tool: String,
+    /// The call's arguments (redacted) as JSON.
+    pub args_json: String,
+    /// The hash of the exact arguments approved.
+    pub args_hash: String,
+    /// Why it is gated.
+    pub reason: String,
+    /// `pending`, `approved`, `rejected`.
+    pub status: String,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// A note with the decision.
+    pub note: Option<String>,
+    /// When it was requested.
+    pub requested_at: i64,
+    /// When it was decided.
+    pub decided_at: Option<i64>,
+}
+
+/// An effect (a write or destructive call) and how often it was issued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectRecord {
+    /// The idempotency key.
+    pub key: String,
+    /// The step key that issued it.
+    pub step_key: String,
+    /// The tool.
+    pub tool: String,
+    /// How many times it was sent (a re-issue after a crash carries the same key).
+    pub times_issued: i64,
+    /// `issued` (outcome unknown) or `done`.
+    pub status: String,
+}
+
+/// An audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// Its position in the run's log.
+    pub seq: i64,
+    /// When (ms since the epoch).
+    pub at: i64,
+    /// What happened (`run_started`, `step_succeeded`, `approval_decided`, ...).
+    pub kind: String,
+    /// The step concerned.
+    pub step_key: Option<String>,
+    /// Details (redacted).
+    pub detail: String,
+}
+
+/// One write in a batch.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// A finished step with its attempts.
+    Step(StepRecord, Vec<AttemptRecord>),
+    /// An attempt that did not finish the step (interrupted, waiting, over budget).
+    Attempt(AttemptRecord),
+    /// An audit event.
+    Audit(AuditRecord),
+    /// A new or updated approval.
+    Approval(ApprovalRecord),
+    /// An effect about to be sent.
+    EffectIssued {
+        /// The idempotency key.
+        key: String,
+        /// The step key.
+        step_key: String,
+        /// The tool.
+        tool: String,
+        /// When.
+        at: i64,
+    },
+    /// An effect whose outcome is known.
+    EffectDone {
+        /// The idempotency key.
+        key: String,
+    },
+    /// The run's status changed.
+    RunStatus {
+        /// The new status.
+        status: String,
+        /// The outcome, once known.
+        outcome: Option<String>,
+        /// The error.
+        error: Option<String>,
+        /// The result document.
+        result_json: Option<String>,
+        /// When.
+        at: i64,
+    },
+}
+
+/// Inserts one attempt row inside a transaction.
+macro_rules! insert_attempt {
+    ($tx:ident, $run_id:expr, $attempt:expr) => {{
+        let attempt = $attempt;
+        sqlx::query("DELETE FROM attempts WHERE run_id = $1 AND step_key = $2 AND attempt = $3")
+            .bind($run_id)
+            .bind(&attempt.key)
+            .bind(attempt.attempt)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO attempts (run_id, step_key, attempt, status, started_at, ended_at, input_tokens, output_tokens, cost, model, error, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind($run_id)
+        .bind(&attempt.key)
+        .bind(attempt.attempt)
+        .bind(&attempt.status)
+        .bind(attempt.started_at)
+        .bind(attempt.ended_at)
+        .bind(attempt.input_tokens)
+        .bind(attempt.output_tokens)
+        .bind(attempt.cost)
+        .bind(&attempt.model)
+        .bind(&attempt.error)
+        .bind(&attempt.detail_json)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+/// Reads a run row.
+macro_rules! run_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        Ok::<RunRecord, sqlx::Error>(RunRecord {
+            id: row.try_get("id")?,
+            pack_name: row.try_get("pack_name")?,
+            pack_path: row.try_get("pack_path")?,
+            source: row.try_get("source")?,
+            plan_json: row.try_get("plan_json")?,
+            plan_hash: row.try_get("plan_hash")?,
+            inputs_json: row.try_get("inputs_json")?,
+            options_json: row.try_get("options_json")?,
+            status: row.try_get("status")?,
+            outcome: row.try_get("outcome")?,
+            error: row.try_get("error")?,
+            result_json: row.try_get("result_json")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }};
+}
+
+fn migrator() -> Migrator {
+    let migrations: Vec<Migration> = MIGRATIONS
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+impl Store {
+    /// Opens (creating when missing) the store at `url` and runs the migrations.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(std::time::Duration::from_secs(30));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?;
+            let store = Store::Sqlite(pool);
+            store.migrate().await?;
+            Ok(store)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Store::open_postgres(PgConnectOptions::from_str(url)?).await
+        } else {
+            Err(StoreError::BadUrl(url.to_string()))
+        }
+    }
+
+    /// Opens a SQLite store in the file at `path` (created with its parent folders).
+    pub async fn open_sqlite_file(path: &Path) -> Result<Store, StoreError> {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        Store::open(&format!("sqlite://{}", path.display())).await
+    }
+
+    /// Opens PostgreSQL with these options and runs the migrations.
+    pub async fn open_postgres(options: PgConnectOptions) -> Result<Store, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        let store = Store::Postgres(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The backend's name (`sqlite`, `postgres`).
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = migrator();
+        with_pool!(self, pool => migrator.run(pool).await?);
+        Ok(())
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await);
+    }
+
+    /// Records a new run.
+    pub async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO runs (id, pack_name, pack_path, source, plan_json, plan_hash, inputs_json, options_json, status, outcome, error, result_json, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(&run.id)
+            .bind(&run.pack_name)
+            .bind(&run.pack_path)
+            .bind(&run.source)
+            .bind(&run.plan_json)
+            .bind(&run.plan_hash)
+            .bind(&run.inputs_json)
+            .bind(&run.options_json)
+            .bind(&run.status)
+            .bind(&run.outcome)
+            .bind(&run.error)
+            .bind(&run.result_json)
+            .bind(run.created_at)
+            .bind(run.updated_at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Replaces a run's options (budget raised on resume).
+    pub async fn set_options(&self, run_id: &str, options_json: &str) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE runs SET options_json = $1 WHERE id = $2")
+                .bind(options_json)
+                .bind(run_id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Applies a batch of writes in one transaction (one commit).
+    pub async fn apply(&self, run_id: &str, writes: &[Write]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for write in writes {
+                match write {
+                    Write::Step(step, attempts) => {
+                        sqlx::query("DELETE FROM steps WHERE run_id = $1 AND step_key = $2")
+                            .bind(run_id)
+                            .bind(&step.key)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(
+                            "INSERT INTO steps (run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                        )
+                        .bind(run_id)
+                        .bind(&step.key)
+                        .bind(&step.node)
+                        .bind(&step.status)
+                        .bind(step.attempts)
+                        .bind(step.started_at)
+                        .bind(step.ended_at)
+                        .bind(&step.output_json)
+                        .bind(step.input_tokens)
+                        .bind(step.output_tokens)
+                        .bind(step.cost)
+                        .bind(&step.error)
+                        .execute(&mut *tx)
+                        .await?;
+                        for attempt in attempts {
+                            insert_attempt!(tx, run_id, attempt);
+                        }
+                    }
+                    Write::Attempt(attempt) => {
+                        insert_attempt!(tx, run_id, attempt);
+                    }
+                    Write::Audit(event) => {
+                        sqlx::query(
+                            "INSERT INTO audit (run_id, seq, at, kind, step_key, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(run_id)
+                        .bind(event.seq)
+                        .bind(event.at)
+                        .bind(&event.kind)
+                        .bind(&event.step_key)
+                        .bind(&event.detail)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Write::Approval(approval) => {
+                        sqlx::query("DELETE FROM approvals WHERE run_id = $1 AND step_key = $2")
+                            .bind(run_id)
+                            .bind(&approval.key)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(
+                            "INSERT INTO approvals (run_id, step_key, tool, args_json, args_hash, reason, status, decided_by, note, requested_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                        )
+                        .bind(run_id)
+                        .bind(&approval.key)
+                        .bind(&approval.tool)
+                        .bind(&approval.args_json)
+                        .bind(&approval.args_hash)
+                        .bind(&approval.reason)
+                        .bind(&approval.status)
+                        .bind(&approval.decided_by)
+                        .bind(&approval.note)
+                        .bind(approval.requested_at)
+                        .bind(approval.decided_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Write::EffectIssued { key, step_key, tool, at } => {
+                        let updated = sqlx::query(
+                            "UPDATE effects SET times_issued = times_issued + 1, last_issued_at = $1, status = 'issued' WHERE idempotency_key = $2",
+                        )
+                        .bind(*at)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                        if updated.rows_affected() == 0 {
+                            sqlx::query(
+                                "INSERT INTO effects (idempotency_key, run_id, step_key, tool, times_issued, status, first_issued_at, last_issued_at) VALUES ($1, $2, $3, $4, 1, 'issued', $5, $5)",
+                            )
+                            .bind(key)
+                            .bind(run_id)
+                            .bind(step_key)
+                            .bind(tool)
+                            .bind(*at)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                    Write::EffectDone { key } => {
+                        sqlx::query("UPDATE effects SET status = 'done' WHERE idempotency_key = $1")
+                            .bind(key)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Write::RunStatus { status, outcome, error, result_json, at } => {
+                        sqlx::query(
+                            "UPDATE runs SET status = $1, outcome = $2, error = $3, result_json = COALESCE($4, result_json), updated_at = $5 WHERE id = $6",
+                        )
+                        .bind(status)
+                        .bind(outcome)
+                        .bind(error)
+                        .bind(result_json)
+                        .bind(*at)
+                        .bind(run_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The run with id `id` (a unique prefix of an id is accepted).
+    pub async fn run(&self, id: &str) -> Result<RunRecord, StoreError> {
+        let pattern = format!("{id}%");
+        let rows = with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT * FROM runs WHERE id = $1 OR id LIKE $2 ORDER BY created_at DESC LIMIT 2")
+                .bind(id)
+                .bind(&pattern)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(|row| run_from_row!(row)).collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        match rows.as_slice() {
+            [one] => Ok(one.clone()),
+            many => many
+                .iter()
+                .find(|r| r.id == id)
+                .cloned()
+                .ok_or_else(|| StoreError::NoSuchRun(id.to_string())),
+        }
+    }
+
+    /// The most recent runs, newest first.
+    pub async fn runs(&self, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
+        Ok(with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT * FROM runs ORDER BY created_at DESC, id DESC LIMIT $1")
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(|row| run_from_row!(row)).collect::<Result<Vec<_>, sqlx::Error>>()?
+        }))
+    }
+
+    /// The finished steps of a run, in the order they finished.
+    pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        Ok(with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT * FROM steps WHERE run_id = $1 ORDER BY ended_at, step_key")
+                .bind(run_id)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| -> Result<StepRecord, sqlx::Error> {
+                    Ok(StepRecord {
+                        key: row.try_get("step_key")?,
+                        node: row.try_get("node")?,
+                        status: row.try_get("status")?,
+                        attempts: row.try_get("attempts")?,
+                        started_at: row.try_get("started_at")?,
+                        ended_at: row.try_get("ended_at")?,
+                        output_json: row.try_get("output_json")?,
+                        input_tokens: row.try_get("input_tokens")?,
+                        output_tokens: row.try_get("output_tokens")?,
+                        cost: row.try_get("cost")?,
+                        error: row.try_get("error")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        }))
+    }
+
+    /// Every attempt of a run, by start time.
+    pub async fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        Ok(with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT * FROM attempts WHERE run_id = $1 ORDER BY started_at, step_key, attempt")
+                .bind(run_id)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| -> Result<AttemptRecord, sqlx::Error> {
+                    Ok(AttemptRecord {
+                        key: row.try_get("step_key")?,
+                        attempt: row.try_get("attempt")?,
+                        status: row.try_get("status")?,
+                        started_at: row.try_get("started_at")?,
+                        ended_at: row.try_get("ended_at")?,
+                        input_tokens: row.try_get("input_tokens")?,
+                        output_tokens: row.try_get("output_tokens")?,
+                        cost: row.try_get("cost")?,
+                        model: row.try_get("model")?,
+                        error: row.try_get("error")?,
+                        detail_json: row.try_get("detail_json")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        }))
+    }
+
+    /// The approvals of a run.
+    pub async fn approvals(&self, run_id: &str) -> Result<Vec<ApprovalRecord>, StoreError> {
+        Ok(with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT * FROM approvals WHERE run_id = $1 ORDER BY requested_at, step_key")
+                .bind(run_id)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| -> Result<ApprovalRecord, sqlx::Error> {
+                    Ok(ApprovalRecord {
+                        key: row.try_get("step_key")?,
+                        tool: row.try_get("tool")?,
+                        args_json: row.try_get("args_json")?,
+                        args_hash: row.try_get("args_hash")?,
+                        reason: row.try_get("reason")?,
+                        status: row.try_get("status")?,
+                        decided_by: row.try_get("decided_by")?,
+                        note: row.try_get("note")?,
+                        requested_at: row.try_get("requested_at")?,
+                        decided_at: row.try_get("decided_at")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        }))
+    }
+
+    /// The effects of a run.
+    pub async fn effects(&self, run_id: &str) -> Result<Vec<EffectRecord>, StoreError> {
+        Ok(with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT * FROM effects WHERE run_id = $1 ORDER BY first_issued_at, idempotency_key")
+                .bind(run_id)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| -> Result<EffectRecord, sqlx::Error> {
+                    Ok(EffectRecord {
+                        key: row.try_get("idempotency_key")?,
+                        step_key: row.try_get("step_key")?,
+                        tool: row.try_get("tool")?,
+                        times_issued: row.try_get("times_issued")?,
+                        status: row.try_get("status")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        }))
+    }
+
+    /// The audit log of a run, in order.
+    pub async fn audit(&self, run_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        Ok(with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT * FROM audit WHERE run_id = $1 ORDER BY seq")
+                .bind(run_id)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| -> Result<AuditRecord, sqlx::Error> {
+                    Ok(AuditRecord {
+                        seq: row.try_get("seq")?,
+                        at: row.try_get("at")?,
+                        kind: row.try_get("kind")?,
+                        step_key: row.try_get("step_key")?,
+                        detail: row.try_get("detail")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        }))
+    }
+
+    /// The next free audit sequence number of a run.
+    pub async fn next_audit_seq(&self, run_id: &str) -> Result<i64, StoreError> {
+        let max: Option<i64> = with_pool!(self, pool => {
+            sqlx::query("SELECT MAX(seq) AS m FROM audit WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_one(pool)
+                .await?
+                .try_get("m")?
+        });
+        Ok(max.map_or(0, |m| m + 1))
+    }
+}
