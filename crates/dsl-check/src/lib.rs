@@ -11,6 +11,7 @@ mod checker;
 pub mod checks;
 pub mod codes;
 pub mod fast_hash;
+pub mod graph;
 pub mod module;
 pub mod plan;
 pub mod policy;
@@ -77,6 +78,8 @@ impl World for MemoryWorld {
 /// The result of checking one file.
 #[derive(Debug, Clone)]
 pub struct Analysis {
+    /// The checked text (the spans of `parse` and `program` point into it).
+    pub source: std::sync::Arc<str>,
     /// The syntax tree and tokens.
     pub parse: Parse,
     /// Syntax errors first, then semantic diagnostics sorted by span.
@@ -109,6 +112,7 @@ pub fn check_parsed(source: &str, parse: Parse, world: &dyn World) -> Analysis {
     let mut diagnostics = parse.errors.clone();
     diagnostics.extend(semantic);
     Analysis {
+        source: std::sync::Arc::from(source),
         parse,
         diagnostics,
         program,
