@@ -213,6 +213,14 @@ impl ProviderError {
         )
     }
 
+    /// How long the provider asked to wait before the next attempt, when it said so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProviderError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// The failure class as a stable snake_case name, for run records and traces.
     pub fn class(&self) -> &'static str {
         match self {

@@ -399,6 +399,41 @@ async fn openai_compatible_server_with_key() {
 }
 
 #[tokio::test]
+async fn openai_compatible_falls_back_to_json_object_schemas() {
+    // What llama-cpp-python answers to `response_format: json_schema`.
+    let refusal = r#"{"error":{"message":"1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}","type":"internal_server_error","param":null,"code":null}}"#;
+    let server = TestServer::start(vec![
+        Reply::json(500, refusal),
+        Reply::json(200, &fixture("openai_chat_completion.json")),
+        Reply::json(200, &fixture("openai_chat_completion.json")),
+        Reply::json(500, refusal),
+    ])
+    .await;
+    let provider =
+        build_provider("openai_compatible", Some(&server.url("/v1")), None, http()).expect("built");
+    let mut request = short_request("smollm2");
+    request.output_schema = Some(triage_schema());
+    provider.complete(&request).await.expect("second try");
+    provider.complete(&request).await.expect("remembered");
+    let formats: Vec<Value> = server
+        .requests()
+        .iter()
+        .map(|r| r.body["response_format"].clone())
+        .collect();
+    assert_eq!(formats.len(), 3);
+    assert_eq!(formats[0]["type"], "json_schema");
+    assert_eq!(
+        formats[1],
+        json!({ "type": "json_object", "schema": triage_schema() })
+    );
+    assert_eq!(formats[2], formats[1]);
+    // Other errors are not retried this way.
+    let error = provider.complete(&request).await.expect_err("a 500");
+    assert!(matches!(error, ProviderError::Transient(_)));
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[tokio::test]
 async fn openai_streams_deltas_and_usage() {
     let server = TestServer::start(vec![Reply::sse(&fixture("openai_stream.sse"))]).await;
     let deltas = Mutex::new(Vec::new());
@@ -846,7 +881,13 @@ fn which_failures_are_retried() {
     for (error, retryable, class) in cases {
         assert_eq!(error.is_retryable(), retryable, "{error}");
         assert_eq!(error.class(), class);
+        assert_eq!(error.retry_after(), None);
     }
+    let wait = Some(Duration::from_secs(3));
+    assert_eq!(
+        ProviderError::RateLimited { retry_after: wait }.retry_after(),
+        wait
+    );
     assert_eq!(
         ProviderError::RateLimited {
             retry_after: Some(Duration::from_millis(1500))

@@ -4,7 +4,11 @@
 //! With an output schema the request carries `response_format: json_schema` (strict when
 //! the schema allows). OpenAI wants an object at the root, so other schemas are wrapped as
 //! `{"value": ...}` and the answer unwrapped again. Compatible servers also get the schema
-//! in the system prompt, since some ignore `response_format`.
+//! in the system prompt, since some ignore `response_format`; a compatible server that
+//! rejects `json_schema` (llama-cpp-python accepts only `json_object`) is asked again with
+//! `{"type": "json_object", "schema": ...}`, and the client remembers to ask that way.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value, json};
 
@@ -28,12 +32,15 @@ pub enum OpenAiFlavor {
 }
 
 /// A Chat Completions client.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct OpenAiProvider {
     http: reqwest::Client,
     flavor: OpenAiFlavor,
     base_url: String,
     api_key: Option<String>,
+    /// Whether this (compatible) server wants `json_object` with a `schema` instead of
+    /// `json_schema`; learnt from its first refusal.
+    schema_as_json_object: AtomicBool,
 }
 
 impl OpenAiProvider {
@@ -49,6 +56,7 @@ impl OpenAiProvider {
             flavor,
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
+            schema_as_json_object: AtomicBool::new(false),
         }
     }
 
@@ -97,8 +105,9 @@ impl OpenAiProvider {
             object.insert(key.into(), json!(max_tokens));
         }
         if let Some((schema, _)) = schema {
-            object.insert(
-                "response_format".into(),
+            let format = if self.schema_as_json_object.load(Ordering::Relaxed) {
+                json!({ "type": "json_object", "schema": schema })
+            } else {
                 json!({
                     "type": "json_schema",
                     "json_schema": {
@@ -106,14 +115,56 @@ impl OpenAiProvider {
                         "strict": is_strict_compatible(&schema),
                         "schema": schema,
                     },
-                }),
-            );
+                })
+            };
+            object.insert("response_format".into(), format);
         }
         if stream {
             object.insert("stream".into(), json!(true));
             object.insert("stream_options".into(), json!({ "include_usage": true }));
         }
         (Value::Object(object), wrapped)
+    }
+
+    /// Posts the request; a compatible server that refuses `json_schema` is asked again with
+    /// `json_object` (once, and from then on).
+    async fn post(
+        &self,
+        request: &CompletionRequest,
+        stream: bool,
+    ) -> Result<(reqwest::Response, bool), ProviderError> {
+        let headers = self.headers();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (body, wrapped) = self.request_body(request, stream);
+        let first = post_json(
+            &self.http,
+            &self.endpoint(),
+            &headers,
+            &body,
+            request.timeout,
+        )
+        .await;
+        match first {
+            Err(ProviderError::Transient(message) | ProviderError::Permanent(message))
+                if self.flavor == OpenAiFlavor::Compatible
+                    && request.output_schema.is_some()
+                    && !self.schema_as_json_object.load(Ordering::Relaxed)
+                    && message.contains("response_format") =>
+            {
+                self.schema_as_json_object.store(true, Ordering::Relaxed);
+                let (body, wrapped) = self.request_body(request, stream);
+                let response = post_json(
+                    &self.http,
+                    &self.endpoint(),
+                    &headers,
+                    &body,
+                    request.timeout,
+                )
+                .await?;
+                Ok((response, wrapped))
+            }
+            other => other.map(|response| (response, wrapped)),
+        }
     }
 
     fn headers(&self) -> Vec<(&str, String)> {
@@ -124,17 +175,7 @@ impl OpenAiProvider {
     }
 
     async fn call(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
-        let (body, wrapped) = self.request_body(request, false);
-        let headers = self.headers();
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let response = post_json(
-            &self.http,
-            &self.endpoint(),
-            &headers,
-            &body,
-            request.timeout,
-        )
-        .await?;
+        let (response, wrapped) = self.post(request, false).await?;
         let answer = read_json(response).await?;
         if let Some(error) = answer.get("error").filter(|e| !e.is_null()) {
             return Err(stream_error(&json!({ "error": error }).to_string()));
@@ -173,17 +214,7 @@ impl OpenAiProvider {
         request: &CompletionRequest,
         on_delta: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Completion, ProviderError> {
-        let (body, wrapped) = self.request_body(request, true);
-        let headers = self.headers();
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let response = post_json(
-            &self.http,
-            &self.endpoint(),
-            &headers,
-            &body,
-            request.timeout,
-        )
-        .await?;
+        let (response, wrapped) = self.post(request, true).await?;
         let mut text = String::new();
         let mut usage = Usage::default();
         let mut model = None;
