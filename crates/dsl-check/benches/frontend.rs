@@ -12,6 +12,10 @@
 //! once and reports `VmHWM` from `/proc/self/status`. The probes run in children too, so a
 //! stack overflow shows up as a crashed child rather than a lost benchmark.
 
+/// The allocator the `galaxy` binary ships with, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod generate;
 
 use std::hint::black_box;

@@ -1,5 +1,7 @@
 //! Times lexing, parsing and formatting of a file (a development aid; the real benchmark
-//! is `scripts/bench-frontend.sh`).
+//! is `scripts/bench-frontend.sh`). Uses the allocator the `galaxy` binary ships with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let path = std::env::args().nth(1).expect("usage: time_parse FILE");
     let source = std::fs::read_to_string(path).expect("readable file");
