@@ -67,6 +67,8 @@ enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Serve the language server protocol on stdin/stdout (for editors)
+    Lsp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -114,6 +116,9 @@ fn main() -> ExitCode {
         Command::Runs(args) => run::runs(args),
         Command::Show(args) => run::show(args),
         Command::Trace(args) => run::trace(args),
+        Command::Lsp => galaxy_lsp::run_stdio()
+            .map(|()| EXIT_OK)
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(code) => ExitCode::from(code),

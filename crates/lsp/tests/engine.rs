@@ -1,0 +1,540 @@
+//! Engine-level data-driven tests: each file under `tests/data/lsp/<feature>/` is a pack with
+//! an optional `$0` cursor marker; the engine's answer is rendered readably and snapshotted
+//! beside the cases (`tests/data/lsp/snapshots`). Adding a case is adding a file.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::str::FromStr;
+
+use galaxy_lsp::Engine;
+use galaxy_lsp::ls_types as lsp;
+
+const MARKER: &str = "$0";
+
+/// A test document: the text without the marker and the marker's position.
+struct Case {
+    text: String,
+    cursor: lsp::Position,
+    uri: lsp::Uri,
+}
+
+fn uri() -> lsp::Uri {
+    lsp::Uri::from_str("file:///project/packs/demo.gx").expect("uri")
+}
+
+fn load(path: &Path) -> Case {
+    let raw = std::fs::read_to_string(path).expect("read case");
+    let offset = raw.find(MARKER).unwrap_or(0);
+    let text = raw.replacen(MARKER, "", 1);
+    let before = &text[..offset];
+    let line = before.matches('\n').count() as u32;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .unwrap_or("")
+        .encode_utf16()
+        .count() as u32;
+    Case {
+        text,
+        cursor: lsp::Position {
+            line,
+            character: column,
+        },
+        uri: uri(),
+    }
+}
+
+fn engine_for(case: &Case) -> Engine {
+    let mut engine = Engine::new();
+    engine.open(case.uri.clone(), 1, case.text.clone());
+    engine
+}
+
+/// `3:4-3:9 `text`` for a range of the case's text.
+fn show_range(text: &str, range: lsp::Range) -> String {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let slice = if range.start.line == range.end.line {
+        let line = lines.get(range.start.line as usize).copied().unwrap_or("");
+        let units: Vec<u16> = line.encode_utf16().collect();
+        let s = (range.start.character as usize).min(units.len());
+        let e = (range.end.character as usize).min(units.len()).max(s);
+        String::from_utf16_lossy(&units[s..e])
+    } else {
+        "…".to_string()
+    };
+    format!(
+        "{}:{}-{}:{} `{}`",
+        range.start.line + 1,
+        range.start.character,
+        range.end.line + 1,
+        range.end.character,
+        slice
+    )
+}
+
+fn show_location(case: &Case, location: &lsp::Location) -> String {
+    if location.uri == case.uri {
+        show_range(&case.text, location.range)
+    } else {
+        let text = location
+            .uri
+            .as_str()
+            .strip_prefix("galaxy-std:///")
+            .and_then(|f| f.strip_suffix(".gx"))
+            .and_then(dsl_check::stdlib::source)
+            .unwrap_or("");
+        format!(
+            "{} {}",
+            location.uri.as_str(),
+            show_range(text, location.range)
+        )
+    }
+}
+
+fn apply(text: &str, edits: &[lsp::TextEdit]) -> String {
+    let index = dsl_syntax::LineIndex::new(text);
+    let mut edits: Vec<(usize, usize, &str)> = edits
+        .iter()
+        .map(|e| {
+            let at = |p: lsp::Position| {
+                index.offset(
+                    text,
+                    dsl_syntax::LineCol {
+                        line: p.line,
+                        character: p.character,
+                    },
+                ) as usize
+            };
+            (at(e.range.start), at(e.range.end), e.new_text.as_str())
+        })
+        .collect();
+    edits.sort_by_key(|e| std::cmp::Reverse(e.0));
+    let mut out = text.to_string();
+    for (start, end, new_text) in edits {
+        out.replace_range(start..end, new_text);
+    }
+    out
+}
+
+fn run(feature: &str, answer: impl Fn(&Case, &mut Engine) -> String) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../../../tests/data/lsp/snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| {
+        insta::glob!(
+            "../../../tests/data/lsp",
+            &format!("{feature}/*.gx"),
+            |path| {
+                let case = load(path);
+                let mut engine = engine_for(&case);
+                insta::assert_snapshot!(feature, answer(&case, &mut engine));
+            }
+        );
+    });
+}
+
+#[test]
+fn hover() {
+    run("hover", |case, engine| {
+        match engine.hover(&case.uri, case.cursor) {
+            Some(hover) => {
+                let lsp::HoverContents::Markup(markup) = hover.contents else {
+                    return "unexpected hover contents".into();
+                };
+                let range = hover
+                    .range
+                    .map(|r| show_range(&case.text, r))
+                    .unwrap_or_default();
+                format!("{range}\n\n{}", markup.value)
+            }
+            None => "no hover".into(),
+        }
+    });
+}
+
+#[test]
+fn completion() {
+    run("completion", |case, engine| {
+        let items = engine
+            .completion(&case.uri, case.cursor)
+            .unwrap_or_default();
+        let mut out = String::new();
+        for item in items {
+            let kind = item.kind.map(|k| format!("{k:?}")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{} [{}] {}",
+                item.label,
+                kind,
+                item.detail.unwrap_or_default()
+            );
+        }
+        if out.is_empty() {
+            out.push_str("no completions");
+        }
+        out
+    });
+}
+
+#[test]
+fn definition() {
+    run("definition", |case, engine| {
+        match engine.definition(&case.uri, case.cursor) {
+            Some(location) => show_location(case, &location),
+            None => "no definition".into(),
+        }
+    });
+}
+
+#[test]
+fn references() {
+    run("references", |case, engine| {
+        let mut out = String::new();
+        for include in [true, false] {
+            let _ = writeln!(out, "include declaration: {include}");
+            for location in engine
+                .references(&case.uri, case.cursor, include)
+                .unwrap_or_default()
+            {
+                let _ = writeln!(out, "  {}", show_location(case, &location));
+            }
+        }
+        out
+    });
+}
+
+#[test]
+fn rename() {
+    run("rename", |case, engine| {
+        let prepared = match engine.prepare_rename(&case.uri, case.cursor) {
+            Some(lsp::PrepareRenameResponse::RangeWithPlaceholder { range, placeholder }) => {
+                format!(
+                    "prepare: {} placeholder `{placeholder}`",
+                    show_range(&case.text, range)
+                )
+            }
+            Some(other) => format!("prepare: {other:?}"),
+            None => "prepare: nothing to rename".into(),
+        };
+        let result = match engine.rename(&case.uri, case.cursor, "renamed") {
+            Ok(Some(edit)) => {
+                let edits = edit
+                    .changes
+                    .and_then(|mut c| c.remove(&case.uri))
+                    .unwrap_or_default();
+                apply(&case.text, &edits)
+            }
+            Ok(None) => "no edit".into(),
+            Err(error) => format!("error: {error}"),
+        };
+        let invalid = match engine.rename(&case.uri, case.cursor, "not a name") {
+            Err(error) => format!("error: {error}"),
+            Ok(_) => "accepted an invalid name".into(),
+        };
+        format!("{prepared}\ninvalid name: {invalid}\n\n{result}")
+    });
+}
+
+#[test]
+fn signature_help() {
+    run("signature", |case, engine| {
+        match engine.signature_help(&case.uri, case.cursor) {
+            Some(help) => {
+                let mut out = String::new();
+                for signature in &help.signatures {
+                    let _ = writeln!(out, "{}", signature.label);
+                    for (i, parameter) in signature.parameters.iter().flatten().enumerate() {
+                        let label = match &parameter.label {
+                            lsp::ParameterLabel::LabelOffsets([s, e]) => signature
+                                .label
+                                .encode_utf16()
+                                .skip(*s as usize)
+                                .take((*e - *s) as usize)
+                                .collect::<Vec<u16>>(),
+                            lsp::ParameterLabel::Simple(s) => s.encode_utf16().collect(),
+                        };
+                        let active = if help.active_parameter == Some(i as u32) {
+                            " <- active"
+                        } else {
+                            ""
+                        };
+                        let _ = writeln!(out, "  {}{active}", String::from_utf16_lossy(&label));
+                    }
+                }
+                out
+            }
+            None => "no signature help".into(),
+        }
+    });
+}
+
+#[test]
+fn code_actions() {
+    run("actions", |case, engine| {
+        let range = lsp::Range {
+            start: case.cursor,
+            end: case.cursor,
+        };
+        let actions = engine.code_actions(&case.uri, range).unwrap_or_default();
+        let mut out = String::new();
+        for action in actions {
+            let codes: Vec<String> = action
+                .diagnostics
+                .iter()
+                .flatten()
+                .map(|d| format!("{:?}", d.code))
+                .collect();
+            let edits = action
+                .edit
+                .and_then(|e| e.changes)
+                .and_then(|mut c| c.remove(&case.uri))
+                .unwrap_or_default();
+            let _ = writeln!(out, "## {} ({})\n", action.title, codes.join(", "));
+            let fixed = apply(&case.text, &edits);
+            let _ = writeln!(out, "{fixed}");
+            let mut check = Engine::new();
+            check.open(case.uri.clone(), 1, fixed);
+            let remaining: Vec<String> = check
+                .diagnostics(&case.uri)
+                .into_iter()
+                .map(|d| format!("{:?} {}", d.code, d.message))
+                .collect();
+            let _ = writeln!(out, "diagnostics after the fix: {remaining:?}\n");
+        }
+        if out.is_empty() {
+            out.push_str("no code actions");
+        }
+        out
+    });
+}
+
+#[test]
+fn document_symbols() {
+    fn render(out: &mut String, case: &Case, symbols: &[lsp::DocumentSymbol], depth: usize) {
+        for symbol in symbols {
+            let _ = writeln!(
+                out,
+                "{}{} {:?} {} {}",
+                "  ".repeat(depth),
+                symbol.name,
+                symbol.kind,
+                symbol.detail.clone().unwrap_or_default(),
+                show_range(&case.text, symbol.selection_range)
+            );
+            render(
+                out,
+                case,
+                symbol.children.as_deref().unwrap_or(&[]),
+                depth + 1,
+            );
+        }
+    }
+    run("symbols", |case, engine| {
+        let mut out = String::new();
+        render(
+            &mut out,
+            case,
+            &engine.document_symbols(&case.uri).unwrap_or_default(),
+            0,
+        );
+        out
+    });
+}
+
+#[test]
+fn folding_ranges() {
+    run("folding", |case, engine| {
+        let lines: Vec<&str> = case.text.split('\n').collect();
+        let mut out = String::new();
+        for range in engine.folding_ranges(&case.uri).unwrap_or_default() {
+            let _ = writeln!(
+                out,
+                "{}-{} {:?}: {}",
+                range.start_line + 1,
+                range.end_line + 1,
+                range.kind,
+                lines
+                    .get(range.start_line as usize)
+                    .copied()
+                    .unwrap_or("")
+                    .trim()
+            );
+        }
+        out
+    });
+}
+
+#[test]
+fn semantic_tokens() {
+    run("tokens", |case, engine| {
+        let tokens = engine.semantic_tokens(&case.uri).expect("tokens");
+        let (mut line, mut start) = (0u32, 0u32);
+        let mut out = String::new();
+        for token in tokens.data {
+            if token.delta_line > 0 {
+                line += token.delta_line;
+                start = token.delta_start;
+            } else {
+                start += token.delta_start;
+            }
+            let range = lsp::Range {
+                start: lsp::Position {
+                    line,
+                    character: start,
+                },
+                end: lsp::Position {
+                    line,
+                    character: start + token.length,
+                },
+            };
+            let kind = galaxy_lsp::engine::SEMANTIC_TOKEN_TYPES
+                .get(token.token_type as usize)
+                .map(|t| t.as_str())
+                .unwrap_or("?");
+            let _ = writeln!(
+                out,
+                "{} {kind} {}",
+                show_range(&case.text, range),
+                token.token_modifiers_bitset
+            );
+        }
+        out
+    });
+}
+
+#[test]
+fn inlay_hints() {
+    run("inlay", |case, engine| {
+        let whole = lsp::Range {
+            start: lsp::Position {
+                line: 0,
+                character: 0,
+            },
+            end: lsp::Position {
+                line: u32::MAX,
+                character: 0,
+            },
+        };
+        let mut out = String::new();
+        for hint in engine.inlay_hints(&case.uri, whole).unwrap_or_default() {
+            let lsp::InlayHintLabel::String(label) = hint.label else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "{}:{} {label}",
+                hint.position.line + 1,
+                hint.position.character
+            );
+        }
+        out
+    });
+}
+
+#[test]
+fn formatting() {
+    run("formatting", |case, engine| {
+        match engine.formatting(&case.uri) {
+            Some(edits) if edits.is_empty() => "already formatted".into(),
+            Some(edits) => {
+                let formatted = apply(&case.text, &edits);
+                assert_eq!(
+                    Ok(formatted.clone()),
+                    dsl_syntax::format::format(&case.text),
+                    "the LSP formats exactly like `galaxy fmt`"
+                );
+                formatted
+            }
+            None => "cannot format (syntax errors)".into(),
+        }
+    });
+}
+
+/// Diagnostics are exactly `galaxy check`'s: same codes, messages, ranges and severities.
+#[test]
+fn diagnostics_match_the_checker() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data/lsp/actions/misspelled_step.gx"),
+    )
+    .expect("read")
+    .replace(MARKER, "");
+    let mut engine = Engine::new();
+    engine.open(uri(), 1, text.clone());
+    let ours = engine.diagnostics(&uri());
+    let theirs = dsl_check::check(&text, &dsl_check::NoFiles).diagnostics;
+    assert_eq!(ours.len(), theirs.len());
+    assert!(!ours.is_empty());
+    let index = dsl_syntax::LineIndex::new(&text);
+    for (ours, theirs) in ours.iter().zip(&theirs) {
+        assert_eq!(
+            ours.code,
+            Some(lsp::NumberOrString::String(theirs.code.to_string()))
+        );
+        assert_eq!(ours.message, theirs.message);
+        let start = index.line_col(&text, theirs.span.start);
+        assert_eq!(
+            (ours.range.start.line, ours.range.start.character),
+            (start.line, start.character)
+        );
+    }
+}
+
+/// Incremental edits in UTF-16 units land on the right bytes, and each version is analysed
+/// once however many requests it serves.
+#[test]
+fn incremental_sync_and_one_analysis_per_version() {
+    let mut engine = Engine::new();
+    let text = "pack p {\n  language \"0.1\"\n  /// é😀\n  flow {\n    step a = 1\n  }\n  outcome success when a > 0\n}\n";
+    engine.open(uri(), 1, text.to_string());
+    let position = lsp::Position {
+        line: 4,
+        character: 9,
+    };
+    assert!(engine.hover(&uri(), position).is_some());
+    assert!(engine.completion(&uri(), position).is_some());
+    engine.document_symbols(&uri());
+    assert_eq!(engine.analysis_count(), 1);
+    // Replace `é😀` (3 UTF-16 units) with `x`, then rename the step by an edit.
+    let change = |line, from, to, new: &str| lsp::TextDocumentContentChangeEvent {
+        range: Some(lsp::Range {
+            start: lsp::Position {
+                line,
+                character: from,
+            },
+            end: lsp::Position {
+                line,
+                character: to,
+            },
+        }),
+        range_length: None,
+        text: new.to_string(),
+    };
+    engine
+        .change(&uri(), 2, vec![change(2, 6, 9, "x"), change(4, 9, 10, "b")])
+        .expect("change");
+    assert_eq!(
+        engine.text(&uri()),
+        Some(
+            "pack p {\n  language \"0.1\"\n  /// x\n  flow {\n    step b = 1\n  }\n  outcome success when a > 0\n}\n"
+        )
+    );
+    let diagnostics = engine.diagnostics(&uri());
+    assert!(
+        diagnostics.iter().any(|d| d.message.contains("`a`")),
+        "{diagnostics:?}"
+    );
+    engine.hover(&uri(), position);
+    assert_eq!(engine.analysis_count(), 2);
+}
+
+/// A panic inside the engine is the server's business (it catches it); the engine itself
+/// stays usable afterwards.
+#[test]
+fn engine_survives_a_panicking_request() {
+    let mut engine = Engine::new();
+    engine.open(uri(), 1, "pack p {\n}\n".into());
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.debug_panic()));
+    assert!(result.is_err());
+    assert!(engine.document_symbols(&uri()).is_some());
+}
