@@ -366,8 +366,21 @@ impl Store {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = migrator();
-        with_pool!(self, pool => migrator.run(pool).await?);
-        Ok(())
+        // Two processes opening a new SQLite file at once race to migrate it: the loser
+        // fails on the tables the winner created, and succeeds when it looks again.
+        let mut tries = 0;
+        loop {
+            let result: Result<(), sqlx::migrate::MigrateError> =
+                with_pool!(self, pool => migrator.run(pool).await);
+            match result {
+                Ok(()) => return Ok(()),
+                Err(_) if tries < 5 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     /// Closes the pool.

@@ -177,6 +177,11 @@ impl Budget {
         Ok(Reservation { money, tokens })
     }
 
+    /// Whether any call holds a reservation.
+    pub fn has_reservations(&self) -> bool {
+        self.money_reserved > 1e-12 || self.tokens_reserved > 0
+    }
+
     /// Releases a reservation and counts what the call really used.
     pub fn settle(&mut self, reservation: Reservation, tokens: u64, money: f64) {
         self.money_reserved = (self.money_reserved - reservation.money).max(0.0);

@@ -155,14 +155,22 @@ impl Engine {
     pub(crate) async fn run_leaf(&self, node: &Node, ctx: &Ctx, key: &str) -> NodeResult {
         let started = now_ms();
         let (money, tokens, is_call) = self.estimate(node);
-        let reservation = {
-            let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
-            budget.reserve(
-                money,
-                tokens,
-                is_call,
-                self.started.elapsed().as_millis() as u64,
-            )
+        // Reserve the worst case; while other calls hold reservations, wait for them to
+        // settle (their real usage is usually far below the worst case) and try again.
+        let reservation = loop {
+            let settled = self.budget_settled.notified();
+            let attempt = {
+                let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+                let elapsed = self.started.elapsed().as_millis() as u64;
+                match budget.reserve(money, tokens, is_call, elapsed) {
+                    Err(_) if budget.has_reservations() => None,
+                    other => Some(other),
+                }
+            };
+            match attempt {
+                Some(result) => break result,
+                None => settled.await,
+            }
         };
         let reservation = match reservation {
             Ok(r) => r,
@@ -217,6 +225,7 @@ impl Engine {
                         done.cost,
                     );
                 }
+                self.budget_settled.notify_waiters();
                 let detail = crate::redact::redact_value(&done.detail, self.redact_trace);
                 attempts.push(AttemptRecord {
                     key: key.to_string(),
@@ -270,6 +279,7 @@ impl Engine {
                     let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
                     budget.settle(reservation, 0, 0.0);
                 }
+                self.budget_settled.notify_waiters();
                 let message = redact_text(&failure.message, self.redact_trace);
                 let blocker = if failure.class == "budget" {
                     Blocker::Budget

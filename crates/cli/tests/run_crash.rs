@@ -1,0 +1,283 @@
+//! End-to-end crash safety: a run of many steps and effects is killed with SIGKILL (and, in
+//! a second test, stopped with SIGTERM) half-way, resumed, and the store proves that every
+//! step completed exactly once and no effect was issued under a second key. Also: a budget
+//! stops a run (exit 4) and raising it lets the run finish.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use runtime::store::{EffectRecord, Store};
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    fn new(name: &str) -> Sandbox {
+        let dir =
+            std::env::temp_dir().join(format!("galaxy-crash-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Sandbox { dir }
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.dir.join("galaxy.db").display())
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_galaxy"));
+        command
+            .args(args)
+            .current_dir(repo())
+            .env("GALAXY_DATABASE_URL", self.url())
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("galaxy starts")
+    }
+
+    fn json(&self, args: &[&str]) -> (i32, Value) {
+        let output = self.command(args).output().expect("galaxy runs");
+        let value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: no JSON ({e}): {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        (output.status.code().unwrap_or(-1), value)
+    }
+
+    fn store<T>(&self, f: impl AsyncFnOnce(&Store) -> T) -> T {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let store = Store::open(&self.url()).await.expect("store opens");
+            let out = f(&store).await;
+            store.close().await;
+            out
+        })
+    }
+
+    /// Waits (polling, no deadline assertion) until the store holds at least `n` finished steps
+    /// of the only run; returns its id.
+    fn wait_for_steps(&self, n: usize, child: &mut Child) -> String {
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the run ended before it could be stopped: {status}");
+            }
+            let found = self.store(async |store| {
+                let runs = store.runs(1).await.ok()?;
+                let run = runs.first()?;
+                let steps = store.steps(&run.id).await.ok()?;
+                (steps.len() >= n).then(|| run.id.clone())
+            });
+            if let Some(id) = found {
+                return id;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Proves from the store that every step of the run completed exactly once and that each
+    /// effect has one key; returns the effects.
+    fn assert_exactly_once(&self, run_id: &str) -> Vec<EffectRecord> {
+        let (steps, attempts, effects) = self.store(async |store| {
+            (
+                store.steps(run_id).await.expect("steps"),
+                store.attempts(run_id).await.expect("attempts"),
+                store.effects(run_id).await.expect("effects"),
+            )
+        });
+        let mut succeeded: HashMap<&str, usize> = HashMap::new();
+        for attempt in attempts.iter().filter(|a| a.status == "succeeded") {
+            *succeeded.entry(attempt.key.as_str()).or_default() += 1;
+        }
+        assert!(
+            succeeded.values().all(|n| *n == 1),
+            "a step completed twice: {succeeded:?}"
+        );
+        // 1 list + 60 items + count + confirmation, each succeeded once; plus the map itself.
+        let items = steps
+            .iter()
+            .filter(|s| s.key.starts_with("written["))
+            .count();
+        assert_eq!(items, 60, "every item is recorded once");
+        assert!(steps.iter().all(|s| s.status == "succeeded"));
+        assert_eq!(steps.len(), 64);
+        assert_eq!(effects.len(), 61, "one effect, one key, per write call");
+        for effect in &effects {
+            assert_eq!(effect.status, "done", "{effect:?}");
+            assert_eq!(effect.key, format!("{run_id}/{}", effect.step_key));
+            assert_eq!(
+                succeeded.get(effect.step_key.as_str()),
+                Some(&1),
+                "{effect:?}"
+            );
+        }
+        effects
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn sigkill_mid_run_then_resume_completes_every_step_exactly_once() {
+    let sandbox = Sandbox::new("kill");
+    let mut child = sandbox.spawn(&["run", "tests/data/runtime/crash.gx", "--sim", "--json"]);
+    let run_id = sandbox.wait_for_steps(12, &mut child);
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+
+    let (status, done_before, in_flight) = sandbox.store(async |store| {
+        let run = store.run(&run_id).await.expect("run");
+        let steps = store.steps(&run_id).await.expect("steps");
+        let effects = store.effects(&run_id).await.expect("effects");
+        let in_flight: Vec<String> = effects
+            .iter()
+            .filter(|e| e.status == "issued")
+            .map(|e| e.key.clone())
+            .collect();
+        (run.status, steps.len(), in_flight)
+    });
+    assert_eq!(status, "running", "a crashed run is left as it was");
+    assert!(
+        done_before < 64,
+        "killed half-way ({done_before} steps done)"
+    );
+
+    let (code, report) = sandbox.json(&["resume", &run_id, "--json"]);
+    assert_eq!(code, 0, "{}", report["error"]);
+    assert_eq!(report["outcome"], "success");
+    let effects = sandbox.assert_exactly_once(&run_id);
+    for effect in &effects {
+        if effect.times_issued > 1 {
+            // Only an effect whose outcome was unknown at the crash is sent again, and with
+            // the same idempotency key.
+            assert!(
+                in_flight.contains(&effect.key),
+                "{effect:?} was re-sent though it was done"
+            );
+            assert_eq!(effect.times_issued, 2);
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_interrupts_in_flight_calls_and_the_run_resumes() {
+    let sandbox = Sandbox::new("term");
+    let mut child = sandbox.spawn(&["run", "tests/data/runtime/crash.gx", "--sim", "--json"]);
+    let run_id = sandbox.wait_for_steps(12, &mut child);
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(killed.success());
+    let status = child.wait().expect("exits");
+    assert_eq!(status.code(), Some(130), "interrupted exit code");
+
+    let (run_status, interrupted) = sandbox.store(async |store| {
+        let run = store.run(&run_id).await.expect("run");
+        let attempts = store.attempts(&run_id).await.expect("attempts");
+        (
+            run.status,
+            attempts
+                .iter()
+                .filter(|a| a.status == "interrupted")
+                .count(),
+        )
+    });
+    assert_eq!(run_status, "interrupted");
+    assert!(
+        interrupted > 0,
+        "cancellation reached the in-flight calls and was recorded"
+    );
+
+    let (code, report) = sandbox.json(&["resume", &run_id, "--json"]);
+    assert_eq!(code, 0, "{}", report["error"]);
+    sandbox.assert_exactly_once(&run_id);
+}
+
+#[test]
+fn a_budget_stops_the_run_and_raising_it_lets_the_run_finish() {
+    let sandbox = Sandbox::new("budget");
+    let pack = "packs/inbox_triage/inbox_triage.gx";
+    let (code, report) = sandbox.json(&[
+        "run",
+        pack,
+        "--sim",
+        "--input",
+        "auto_send=true",
+        "--budget",
+        "tokens=4000",
+        "--json",
+    ]);
+    assert_eq!(code, 4, "{report}");
+    assert_eq!(report["status"], "budget_exceeded");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("token budget")),
+        "{}",
+        report["error"]
+    );
+    let run_id = report["run_id"].as_str().unwrap_or_default().to_string();
+    let done_before = report["steps"].as_array().map_or(0, Vec::len);
+
+    let (code, again) = sandbox.json(&["resume", &run_id, "--json"]);
+    assert_eq!(code, 4, "same budget, same stop");
+    assert_eq!(
+        again["steps"].as_array().map_or(0, Vec::len),
+        done_before,
+        "nothing more ran"
+    );
+
+    let (code, resumed) =
+        sandbox.json(&["resume", &run_id, "--budget", "tokens=1000000", "--json"]);
+    assert_eq!(code, 0, "{}", resumed["error"]);
+    assert_eq!(resumed["status"], "succeeded");
+    let tokens = resumed["usage"]["tokens"].as_i64().unwrap_or(0);
+    assert!(tokens > 0 && tokens <= 1_000_000);
+}
+
+#[test]
+fn a_money_budget_counts_the_price_table() {
+    let sandbox = Sandbox::new("money");
+    let (code, report) = sandbox.json(&[
+        "run",
+        "packs/inbox_triage/inbox_triage.gx",
+        "--sim",
+        "--input",
+        "auto_send=true",
+        "--budget",
+        "money=0.001",
+        "--json",
+    ]);
+    assert_eq!(code, 4, "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("money budget"))
+    );
+    assert!(report["usage"]["cost"].as_f64().unwrap_or(1.0) <= 0.001);
+}

@@ -1,0 +1,311 @@
+//! The store suite: the same checks against embedded SQLite and the real PostgreSQL server
+//! (`GALAXY_TEST_POSTGRES_URL`, a fresh schema per test run). Without the variable the
+//! Postgres half says it is skipped, and why.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use runtime::engine::{BudgetOverrides, Engine, NewRun, RunOptions, RunStatus};
+use runtime::report::RunReport;
+use runtime::store::{
+    ApprovalRecord, AttemptRecord, AuditRecord, RunRecord, StepRecord, Store, StoreError, Write,
+};
+use sqlx::postgres::PgConnectOptions;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run_record(id: &str, created_at: i64) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        pack_name: "p".into(),
+        pack_path: "p.gx".into(),
+        source: "pack p {}".into(),
+        plan_json: "{}".into(),
+        plan_hash: "h".into(),
+        inputs_json: "{}".into(),
+        options_json: "{}".into(),
+        status: "running".into(),
+        outcome: None,
+        error: None,
+        result_json: None,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+fn step(key: &str, output: &str) -> StepRecord {
+    StepRecord {
+        key: key.into(),
+        node: key.into(),
+        status: "succeeded".into(),
+        attempts: 1,
+        started_at: 10,
+        ended_at: 20,
+        output_json: Some(output.into()),
+        input_tokens: 3,
+        output_tokens: 4,
+        cost: 0.5,
+        error: None,
+    }
+}
+
+fn attempt(key: &str, n: i64, status: &str) -> AttemptRecord {
+    AttemptRecord {
+        key: key.into(),
+        attempt: n,
+        status: status.into(),
+        started_at: 10,
+        ended_at: 20,
+        input_tokens: 3,
+        output_tokens: 4,
+        cost: 0.5,
+        model: Some("m".into()),
+        error: None,
+        detail_json: None,
+    }
+}
+
+/// The records round-trip, effects count re-issues under one key, approvals are replaced,
+/// the audit log keeps its order.
+async fn records_round_trip(store: &Store) {
+    store
+        .create_run(&run_record("run-a", 1))
+        .await
+        .expect("create");
+    store
+        .create_run(&run_record("run-b", 2))
+        .await
+        .expect("create");
+    let runs = store.runs(10).await.expect("runs");
+    assert_eq!(
+        runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["run-b", "run-a"],
+        "newest first"
+    );
+    assert_eq!(store.run("run-a").await.expect("by id").pack_name, "p");
+    assert!(matches!(
+        store.run("nope").await,
+        Err(StoreError::NoSuchRun(_))
+    ));
+
+    let approval = ApprovalRecord {
+        key: "send.approval".into(),
+        tool: "mail.send".into(),
+        args_json: "{\"to\":\"a\"}".into(),
+        args_hash: "x".into(),
+        reason: "destructive".into(),
+        status: "pending".into(),
+        decided_by: None,
+        note: None,
+        requested_at: 5,
+        decided_at: None,
+    };
+    let writes = vec![
+        Write::Step(
+            step("inbox", "{\"n\":1}"),
+            vec![
+                attempt("inbox", 1, "failed"),
+                attempt("inbox", 2, "succeeded"),
+            ],
+        ),
+        Write::EffectIssued {
+            key: "run-a/send".into(),
+            step_key: "send".into(),
+            tool: "mail.send".into(),
+            at: 7,
+        },
+        Write::Approval(approval.clone()),
+        Write::Audit(AuditRecord {
+            seq: 0,
+            at: 1,
+            kind: "run_started".into(),
+            step_key: None,
+            detail: String::new(),
+        }),
+        Write::Audit(AuditRecord {
+            seq: 1,
+            at: 2,
+            kind: "approval_requested".into(),
+            step_key: Some("send.approval".into()),
+            detail: "d".into(),
+        }),
+    ];
+    store.apply("run-a", &writes).await.expect("one batch");
+    // A re-issue after a crash keeps the key; the step row is replaced, not duplicated.
+    let writes = vec![
+        Write::EffectIssued {
+            key: "run-a/send".into(),
+            step_key: "send".into(),
+            tool: "mail.send".into(),
+            at: 8,
+        },
+        Write::EffectDone {
+            key: "run-a/send".into(),
+        },
+        Write::Step(step("inbox", "{\"n\":2}"), Vec::new()),
+        Write::Approval(ApprovalRecord {
+            status: "approved".into(),
+            decided_by: Some("dana".into()),
+            decided_at: Some(9),
+            ..approval
+        }),
+        Write::RunStatus {
+            status: "succeeded".into(),
+            outcome: Some("success".into()),
+            error: None,
+            result_json: Some("{}".into()),
+            at: 30,
+        },
+    ];
+    store.apply("run-a", &writes).await.expect("second batch");
+
+    let steps = store.steps("run-a").await.expect("steps");
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].output_json.as_deref(), Some("{\"n\":2}"));
+    assert_eq!(steps[0].cost, 0.5);
+    let attempts = store.attempts("run-a").await.expect("attempts");
+    assert_eq!(
+        attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    let effects = store.effects("run-a").await.expect("effects");
+    assert_eq!(effects.len(), 1);
+    assert_eq!(effects[0].times_issued, 2);
+    assert_eq!(effects[0].status, "done");
+    let approvals = store.approvals("run-a").await.expect("approvals");
+    assert_eq!(approvals.len(), 1);
+    assert_eq!(approvals[0].status, "approved");
+    assert_eq!(approvals[0].decided_by.as_deref(), Some("dana"));
+    let audit = store.audit("run-a").await.expect("audit");
+    assert_eq!(
+        audit.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>(),
+        ["run_started", "approval_requested"]
+    );
+    assert_eq!(store.next_audit_seq("run-a").await.expect("seq"), 2);
+    let run = store.run("run-a").await.expect("run");
+    assert_eq!(
+        (run.status.as_str(), run.outcome.as_deref(), run.updated_at),
+        ("succeeded", Some("success"), 30)
+    );
+    assert!(
+        store.steps("run-b").await.expect("other run").is_empty(),
+        "runs are separate"
+    );
+}
+
+/// A real pack through the engine: waits at its gates, is approved, resumes to success, and
+/// nothing runs twice.
+async fn engine_on_store(store: &Store) {
+    let pack = repo().join("packs/inbox_triage/inbox_triage.gx");
+    let source = std::fs::read_to_string(&pack).expect("pack");
+    let (_cancel, receiver) = tokio::sync::watch::channel(false);
+    let new_run = NewRun {
+        source: &source,
+        pack_path: &pack,
+        inputs: Vec::new(),
+        input_json: None,
+        options: RunOptions {
+            sim: true,
+            seed: 7,
+            ..RunOptions::default()
+        },
+    };
+    let engine = Engine::start(Some(store.clone()), new_run, receiver.clone())
+        .await
+        .expect("starts");
+    let run_id = engine.run_id().to_string();
+    assert_eq!(
+        engine.execute().await.expect("runs"),
+        RunStatus::WaitingApproval
+    );
+    let report = RunReport::load(store, &run_id).await.expect("report");
+    assert!(!report.pending_approvals.is_empty());
+    let steps_before = store.steps(&run_id).await.expect("steps").len();
+    let mut writes = Vec::new();
+    for mut approval in store.approvals(&run_id).await.expect("approvals") {
+        approval.status = "approved".into();
+        writes.push(Write::Approval(approval));
+    }
+    store.apply(&run_id, &writes).await.expect("approve");
+    let engine = Engine::resume(store.clone(), &run_id, BudgetOverrides::default(), receiver)
+        .await
+        .expect("resumes");
+    assert_eq!(engine.execute().await.expect("runs"), RunStatus::Succeeded);
+    let report = RunReport::load(store, &run_id).await.expect("report");
+    assert_eq!(report.outcome.as_deref(), Some("success"));
+    assert!(report.steps.len() > steps_before);
+    let attempts = store.attempts(&run_id).await.expect("attempts");
+    let mut keys: Vec<&str> = attempts.iter().map(|a| a.key.as_str()).collect();
+    let total = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), total, "every step ran once");
+    assert!(
+        report
+            .effects
+            .iter()
+            .all(|e| e.times_issued == 1 && e.status == "done")
+    );
+}
+
+async fn suite(store: Store) {
+    records_round_trip(&store).await;
+    engine_on_store(&store).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_the_store_suite() {
+    let dir = std::env::temp_dir().join(format!("galaxy-store-suite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open_sqlite_file(&dir.join("nested/galaxy.db"))
+        .await
+        .expect("creates the file");
+    suite(store).await;
+    // Opening again runs no migration twice.
+    let again = Store::open_sqlite_file(&dir.join("nested/galaxy.db"))
+        .await
+        .expect("reopens");
+    assert_eq!(again.runs(10).await.expect("runs").len(), 3);
+    again.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_store_suite() {
+    let Ok(url) = std::env::var("GALAXY_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "postgres half SKIPPED: GALAXY_TEST_POSTGRES_URL is not set (.ci/run sets it when PostgreSQL is up)"
+        );
+        return;
+    };
+    let schema = format!(
+        "galaxy_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let admin = sqlx::PgPool::connect(&url)
+        .await
+        .expect("the Postgres server answers");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .expect("a fresh schema");
+    let options = PgConnectOptions::from_str(&url)
+        .expect("url")
+        .options([("search_path", schema.as_str())]);
+    let store = Store::open_postgres(options)
+        .await
+        .expect("migrates a fresh schema");
+    assert_eq!(store.backend(), "postgres");
+    suite(store).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .expect("cleanup");
+    admin.close().await;
+}
