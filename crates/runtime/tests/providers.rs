@@ -461,6 +461,79 @@ async fn openai_streams_deltas_and_usage() {
 }
 
 #[tokio::test]
+async fn streams_are_read_as_they_arrive() {
+    // The server sends the first event and holds the rest until the client has handed that
+    // event's text to `on_delta`: a client that waited for the whole body would time out.
+    let (chunks, receiver) = tokio::sync::mpsc::channel::<String>(4);
+    let receiver = Arc::new(Mutex::new(Some(receiver)));
+    let app = Router::new().fallback(move || {
+        let receiver = receiver.lock().expect("lock").take();
+        async move {
+            let Some(receiver) = receiver else {
+                return Response::builder()
+                    .status(500)
+                    .body(Body::empty())
+                    .expect("response");
+            };
+            let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+                let chunk = receiver.recv().await?;
+                Some((Ok::<_, std::convert::Infallible>(chunk), receiver))
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(stream))
+                .expect("response")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let event = |content: &str, finish: Option<&str>| {
+        let chunk = json!({
+            "model": "gpt-4.1-mini",
+            "choices": [{ "index": 0, "delta": { "content": content }, "finish_reason": finish }],
+        });
+        format!("data: {chunk}\n\n")
+    };
+    chunks
+        .send(event("Hello", None))
+        .await
+        .expect("first chunk");
+    let rest = format!(
+        "{}data: {}\n\ndata: [DONE]\n\n",
+        event(" there", Some("stop")),
+        json!({ "choices": [], "usage": { "prompt_tokens": 3, "completion_tokens": 2 } })
+    );
+    let on_delta = |piece: &str| {
+        if piece == "Hello" {
+            chunks.try_send(rest.clone()).expect("the rest");
+        }
+    };
+    let provider = OpenAiProvider::new(
+        http(),
+        OpenAiFlavor::OpenAi,
+        &format!("http://{addr}/v1"),
+        Some("sk".into()),
+    );
+    let completion = provider
+        .complete_stream(&short_request("gpt-4.1-mini"), &on_delta)
+        .await
+        .expect("completion");
+    assert_eq!(completion.text, "Hello there");
+    assert_eq!(
+        completion.usage,
+        Usage {
+            input_tokens: 3,
+            output_tokens: 2
+        }
+    );
+}
+
+#[tokio::test]
 async fn openai_stream_cut_short_is_transient() {
     let cut: String = fixture("openai_stream.sse")
         .split("\n\n")
