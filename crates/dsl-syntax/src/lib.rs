@@ -11,6 +11,7 @@ pub mod format;
 pub mod lexer;
 pub mod mutate;
 mod parser;
+pub mod render;
 pub mod span;
 mod strings;
 

@@ -1,8 +1,6 @@
 //! Parser cases as data files: `tests/data/parser/ok/*.gx` must parse without errors,
 //! `tests/data/parser/err/*.gx` must report the snapshotted errors; both snapshot the tree.
 
-mod common;
-
 use dsl_syntax::parse;
 
 #[test]
@@ -11,7 +9,7 @@ fn ok_cases() {
         let source = std::fs::read_to_string(path).expect("case file");
         let parse = parse(&source);
         assert_eq!(
-            common::render(&source, &parse.errors),
+            dsl_syntax::render::plain(&source, &parse.errors),
             "",
             "{}",
             path.display()
@@ -40,7 +38,7 @@ fn err_cases() {
             .collect();
         insta::assert_snapshot!(format!(
             "{}\n--- items: {}\n{:#?}",
-            common::render(&source, &parse.errors),
+            dsl_syntax::render::plain(&source, &parse.errors),
             items.len(),
             parse.file
         ));
