@@ -9,8 +9,8 @@ use dsl_syntax::{Parse, Span, TextEdit};
 
 use super::slots::{self, Slot};
 use super::text::{
-    STEP_INDENT, dedent_lines, diff, ends_line, extent, format_step, indent_comment, indent_of,
-    is_blank_gap, is_identifier, line_end, line_start, reindent, splice, starts_line,
+    STEP_INDENT, dedent_lines, diff, ends_line, extent, format_item, format_step, indent_comment,
+    indent_of, is_blank_gap, is_identifier, line_end, line_start, reindent, splice, starts_line,
     validate_comment, validate_step,
 };
 use super::{GraphEdit, GraphError, GraphOp, IdChange, Position};
@@ -43,8 +43,25 @@ pub fn apply(source: &str, ops: &[GraphOp], world: &dyn World) -> Result<GraphEd
             changed.push(change);
         }
     }
+    let connects = ops.iter().any(|op| matches!(op, GraphOp::Connect { .. }));
     match baseline {
-        Some(baseline) => refuse_new_errors(state.analysis(), &baseline)?,
+        // A clean pack must stay clean. On a pack that already has errors (a builder
+        // session in progress), ops apply as long as the result parses, except that a
+        // connection must not add a type error.
+        Some(baseline) if baseline.is_empty() => refuse_new_errors(state.analysis(), &baseline)?,
+        Some(baseline) => {
+            if connects {
+                let grown = grown_codes(state.analysis(), &baseline);
+                if grown.iter().any(|c| TYPE_CODES.contains(c)) {
+                    refuse_new_errors(state.analysis(), &baseline)?;
+                }
+            }
+            if let Some(error) = state.parse().errors.first() {
+                return Err(GraphError::DoesNotParse {
+                    message: format!("the edited pack: {}", error.message),
+                });
+            }
+        }
         None => {
             if let Some(error) = state.parse().errors.first() {
                 return Err(GraphError::DoesNotParse {
@@ -619,23 +636,62 @@ fn rename(
             "op {op_index}: a step named `{new_id}` already exists"
         )));
     }
-    let mut edits: Vec<TextEdit> = analysis
+    let mut spans: Vec<Span> = analysis
         .program
         .references(&info.def)
-        .map(|r| TextEdit {
-            span: r.span,
-            new_text: new_id.to_string(),
-        })
+        .map(|r| r.span)
         .collect();
-    edits.sort_by_key(|e| e.span.start);
-    edits.dedup_by_key(|e| e.span);
-    if !edits.iter().any(|e| e.span == info.def.span) {
-        edits.push(TextEdit {
-            span: info.def.span,
-            new_text: new_id.to_string(),
+    spans.push(info.def.span);
+    spans.sort_by_key(|s| (s.start, s.end));
+    spans.dedup();
+    // Statements that were formatted stay formatted: each step or item holding a
+    // reference is printed again when it was printed canonically before.
+    let parse = &analysis.parse;
+    let steps: Vec<&Step> = flow_of(parse)
+        .map(|f| f.steps.iter().collect())
+        .unwrap_or_default();
+    let mut groups: BTreeMap<(u32, u32), Vec<(Span, String)>> = BTreeMap::new();
+    let mut plain: Vec<TextEdit> = Vec::new();
+    for span in spans {
+        let inside = |outer: Span| outer.start <= span.start && span.end <= outer.end;
+        let region = steps
+            .iter()
+            .map(|s| s.span)
+            .find(|s| inside(*s))
+            .or_else(|| {
+                parse
+                    .file
+                    .items
+                    .iter()
+                    .filter(|i| !matches!(i, Item::Flow(_) | Item::Layout(_)))
+                    .map(Item::span)
+                    .find(|s| inside(*s))
+            });
+        match region {
+            Some(region) => groups
+                .entry((region.start, region.end))
+                .or_default()
+                .push((span, new_id.to_string())),
+            None => plain.push(TextEdit {
+                span,
+                new_text: new_id.to_string(),
+            }),
+        }
+    }
+    for ((start, end), edits) in groups {
+        let region = Span { start, end };
+        let new_text = match steps.iter().find(|s| s.span == region) {
+            Some(step) => reprint_step(&text, step, edits)?,
+            None => reprint(&text, region, edits, &format_item, &|t| {
+                format_item(t).map(|_| ())
+            })?,
+        };
+        plain.push(TextEdit {
+            span: region,
+            new_text,
         });
     }
-    Ok(splice(&text, &mut edits))
+    Ok(splice(&text, &mut plain))
 }
 
 fn set_property(
@@ -682,38 +738,73 @@ fn set_property(
 /// Replaces `step` with its text changed by `edits` (spans into the whole text): printed
 /// by the formatter when the step was formatted before, spliced as written otherwise.
 fn rewrite_step(text: &str, step: &Step, edits: Vec<(Span, String)>) -> Result<String, GraphError> {
-    let base = step.span.start;
-    let old = step.span.text(text);
-    let mut local: Vec<TextEdit> = Vec::new();
-    for (span, new_text) in edits {
-        if span.start < step.span.start || span.end > step.span.end {
-            return Err(GraphError::InvalidOp(
-                "an edit reaches outside its step".into(),
-            ));
-        }
-        local.push(TextEdit {
-            span: Span {
-                start: span.start - base,
-                end: span.end - base,
-            },
-            new_text,
-        });
-    }
-    let changed = splice(old, &mut local);
-    let name = &step.name.name;
-    let indent = indent_of(text, step.span.start as usize).to_string();
-    let canonical = format_step(old, name).is_ok_and(|f| reindent(&f, &indent) == old);
-    let new_step = if canonical {
-        reindent(&format_step(&changed, name)?, &indent)
-    } else {
-        validate_step(&changed, name)?;
-        changed
-    };
+    let new_step = reprint_step(text, step, edits)?;
     let mut edit = [TextEdit {
         span: step.span,
         new_text: new_step,
     }];
     Ok(splice(text, &mut edit))
+}
+
+/// The new text of `step` changed by `edits` (see [`rewrite_step`]).
+fn reprint_step(text: &str, step: &Step, edits: Vec<(Span, String)>) -> Result<String, GraphError> {
+    reprint(
+        text,
+        step.span,
+        edits,
+        &|t| format_step(t, &step_name_of(t)),
+        &|t| validate_step(t, &step_name_of(t)),
+    )
+}
+
+/// The name in `step NAME = ...`.
+fn step_name_of(step_text: &str) -> String {
+    step_text
+        .trim_start()
+        .strip_prefix("step")
+        .unwrap_or("")
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The new text of the region `span` changed by `edits` (spans into the whole text):
+/// printed by `print` when the region was printed that way before, else spliced as written
+/// and checked by `validate`.
+fn reprint(
+    text: &str,
+    span: Span,
+    edits: Vec<(Span, String)>,
+    print: &dyn Fn(&str) -> Result<String, GraphError>,
+    validate: &dyn Fn(&str) -> Result<(), GraphError>,
+) -> Result<String, GraphError> {
+    let base = span.start;
+    let old = span.text(text);
+    let mut local: Vec<TextEdit> = Vec::new();
+    for (edit_span, new_text) in edits {
+        if edit_span.start < span.start || edit_span.end > span.end {
+            return Err(GraphError::InvalidOp(
+                "an edit reaches outside its statement".into(),
+            ));
+        }
+        local.push(TextEdit {
+            span: Span {
+                start: edit_span.start - base,
+                end: edit_span.end - base,
+            },
+            new_text,
+        });
+    }
+    let changed = splice(old, &mut local);
+    let indent = indent_of(text, span.start as usize).to_string();
+    let canonical = print(old).is_ok_and(|f| reindent(&f, &indent) == old);
+    if canonical {
+        Ok(reindent(&print(&changed)?, &indent))
+    } else {
+        validate(&changed)?;
+        Ok(changed)
+    }
 }
 
 fn connect(
@@ -1056,17 +1147,23 @@ fn error_counts(analysis: &Analysis) -> HashMap<&'static str, usize> {
     counts
 }
 
+/// The codes with more errors in `analysis` than in `baseline`.
+fn grown_codes(analysis: &Analysis, baseline: &HashMap<&'static str, usize>) -> Vec<&'static str> {
+    let mut grown: Vec<&'static str> = error_counts(analysis)
+        .into_iter()
+        .filter(|(code, count)| *count > baseline.get(code).copied().unwrap_or(0))
+        .map(|(code, _)| code)
+        .collect();
+    grown.sort_unstable();
+    grown
+}
+
 /// Refuses the result when it has more errors of some code than the source had.
 fn refuse_new_errors(
     analysis: &Analysis,
     baseline: &HashMap<&'static str, usize>,
 ) -> Result<(), GraphError> {
-    let after = error_counts(analysis);
-    let grown: Vec<&str> = after
-        .iter()
-        .filter(|(code, count)| **count > baseline.get(*code).copied().unwrap_or(0))
-        .map(|(code, _)| *code)
-        .collect();
+    let grown = grown_codes(analysis, baseline);
     if grown.is_empty() {
         return Ok(());
     }

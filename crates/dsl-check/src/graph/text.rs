@@ -192,6 +192,59 @@ pub(crate) fn format_step(step_text: &str, name: &str) -> Result<String, GraphEr
         .ok_or_else(|| GraphError::InvalidOp(format!("step `{name}` cannot be printed")))
 }
 
+const ITEM_HEAD: &str = "pack __graph {\n  ";
+const ITEM_TAIL: &str = "\n}\n";
+
+/// Prints one pack item (`outcome ..`, `kpi ..`, `eval ..`) as the formatter would at the
+/// top of a pack body (first line without indentation); refuses text that is not exactly
+/// one item.
+pub(crate) fn format_item(item_text: &str) -> Result<String, GraphError> {
+    let wrapped = format!("{ITEM_HEAD}{}{ITEM_TAIL}", item_text.trim());
+    let parse = dsl_syntax::parse(&wrapped);
+    if let Some(error) = parse.errors.first() {
+        return Err(GraphError::DoesNotParse {
+            message: error.message.clone(),
+        });
+    }
+    if parse.file.items.len() != 1 {
+        return Err(GraphError::DoesNotParse {
+            message: "not a single item".into(),
+        });
+    }
+    let formatted =
+        dsl_syntax::format::format(&wrapped).map_err(|errors| GraphError::DoesNotParse {
+            message: errors
+                .first()
+                .map(|e| e.message.clone())
+                .unwrap_or_default(),
+        })?;
+    formatted
+        .strip_prefix(ITEM_HEAD)
+        .and_then(|rest| rest.strip_suffix(ITEM_TAIL))
+        .map(|body| reindent_from(body, "  ", STEP_INDENT))
+        .ok_or_else(|| GraphError::InvalidOp("an item cannot be printed".into()))
+}
+
+/// Re-indents continuation lines printed for `from` to `to`.
+fn reindent_from(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            match line.strip_prefix(from) {
+                Some(rest) => {
+                    out.push_str(to);
+                    out.push_str(rest);
+                }
+                None => out.push_str(line),
+            }
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 /// Re-indents continuation lines printed for [`STEP_INDENT`] to `indent`.
 pub(crate) fn reindent(step_text: &str, indent: &str) -> String {
     if indent == STEP_INDENT {
