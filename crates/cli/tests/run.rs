@@ -231,6 +231,14 @@ fn approval_path_stops_then_resumes_from_exactly_the_gated_call() {
         "every step ran once: {seen:?}"
     );
 
+    let text = spans.to_string();
+    assert!(text.contains("\"inbox\""), "the trace has the steps");
+    assert!(
+        !text.contains("dana@northwind.example"),
+        "traces are redacted"
+    );
+    assert!(text.contains("[REDACTED:email]"));
+
     let chrome = sandbox.run(&["trace", &run_id, "--format", "chrome"]);
     let chrome: Value = serde_json::from_slice(&chrome.stdout).expect("chrome JSON");
     assert!(

@@ -246,14 +246,8 @@ pub enum Write {
 macro_rules! insert_attempt {
     ($tx:ident, $run_id:expr, $attempt:expr) => {{
         let attempt = $attempt;
-        sqlx::query("DELETE FROM attempts WHERE run_id = $1 AND step_key = $2 AND attempt = $3")
-            .bind($run_id)
-            .bind(&attempt.key)
-            .bind(attempt.attempt)
-            .execute(&mut *$tx)
-            .await?;
         sqlx::query(
-            "INSERT INTO attempts (run_id, step_key, attempt, status, started_at, ended_at, input_tokens, output_tokens, cost, model, error, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO attempts (run_id, step_key, attempt, status, started_at, ended_at, input_tokens, output_tokens, cost, model, error, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (run_id, step_key, attempt) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost = excluded.cost, model = excluded.model, error = excluded.error, detail_json = excluded.detail_json",
         )
         .bind($run_id)
         .bind(&attempt.key)
@@ -436,13 +430,8 @@ impl Store {
             for write in writes {
                 match write {
                     Write::Step(step, attempts) => {
-                        sqlx::query("DELETE FROM steps WHERE run_id = $1 AND step_key = $2")
-                            .bind(run_id)
-                            .bind(&step.key)
-                            .execute(&mut *tx)
-                            .await?;
                         sqlx::query(
-                            "INSERT INTO steps (run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                            "INSERT INTO steps (run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (run_id, step_key) DO UPDATE SET node = excluded.node, status = excluded.status, attempts = excluded.attempts, started_at = excluded.started_at, ended_at = excluded.ended_at, output_json = excluded.output_json, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost = excluded.cost, error = excluded.error",
                         )
                         .bind(run_id)
                         .bind(&step.key)

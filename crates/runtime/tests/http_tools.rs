@@ -1,0 +1,165 @@
+//! Real tool calls (no `--sim`) through a pack's `request` template against a local HTTP
+//! server on 127.0.0.1: arguments in the query and body, the idempotency key on effects,
+//! retries of a 503 with backoff, and the recorded attempts.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use runtime::engine::{Engine, NewRun, RunOptions, RunStatus};
+use runtime::report::RunReport;
+use runtime::store::Store;
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct Seen {
+    keys: Vec<String>,
+    bodies: Vec<Value>,
+    failures_left: u32,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+async fn items(RawQuery(query): RawQuery) -> Json<Value> {
+    let n: i64 = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("count="))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Json(json!({ "items": (0..n).collect::<Vec<_>>() }))
+}
+
+async fn record(
+    State(seen): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let mut seen = seen.lock().expect("lock");
+    if seen.failures_left > 0 {
+        seen.failures_left -= 1;
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": "busy" })),
+        );
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    seen.keys.push(key);
+    seen.bodies.push(body.clone());
+    (
+        StatusCode::OK,
+        Json(json!({ "id": format!("rec_{}", body["n"]), "n": body["n"] })),
+    )
+}
+
+fn pack(port: u16) -> String {
+    format!(
+        r#"pack http_tools {{
+  language "0.1"
+  type Receipt {{
+    id: String
+    n: Int
+  }}
+  type Items {{
+    items: [Int]
+  }}
+  tool list_items(count: Int) -> Items {{
+    scope: read
+    hosts: ["127.0.0.1"]
+    request: {{
+      method: "GET"
+      url: "http://127.0.0.1:{port}/items"
+      query: {{ count: count }}
+    }}
+  }}
+  tool record(n: Int) -> Receipt {{
+    scope: write
+    hosts: ["127.0.0.1"]
+    request: {{
+      method: "POST"
+      url: "http://127.0.0.1:{port}/record"
+      body: {{ n: n }}
+    }}
+  }}
+  flow {{
+    step listed = list_items(count: 3)
+    step written = map n in listed.items {{
+      record(n: n)
+    }}
+  }}
+  policy {{
+    egress allow ["127.0.0.1"]
+  }}
+  outcome success when count(written) == 3
+}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_templates_call_the_server_with_idempotency_keys_and_retry_503() {
+    let seen: Shared = Arc::new(Mutex::new(Seen {
+        failures_left: 1,
+        ..Seen::default()
+    }));
+    let app = axum::Router::new()
+        .route("/items", get(items))
+        .route("/record", post(record))
+        .with_state(Arc::clone(&seen));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let dir = std::env::temp_dir().join(format!("galaxy-http-tools-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open_sqlite_file(&dir.join("galaxy.db"))
+        .await
+        .expect("store");
+    let source = pack(port);
+    let (_cancel, receiver) = tokio::sync::watch::channel(false);
+    let new_run = NewRun {
+        source: &source,
+        pack_path: Path::new("http_tools.gx"),
+        inputs: Vec::new(),
+        input_json: None,
+        options: RunOptions::default(),
+    };
+    let engine = Engine::start(Some(store.clone()), new_run, receiver)
+        .await
+        .expect("starts without keys: no model needs one");
+    let run_id = engine.run_id().to_string();
+    assert_eq!(engine.execute().await.expect("runs"), RunStatus::Succeeded);
+
+    let report = RunReport::load(&store, &run_id).await.expect("report");
+    let written = report
+        .steps
+        .iter()
+        .find(|s| s.id == "written")
+        .expect("the map step");
+    assert_eq!(written.output.as_array().map(Vec::len), Some(3));
+    let mut keys = seen.lock().expect("lock").keys.clone();
+    keys.sort();
+    let expected: Vec<String> = (0..3)
+        .map(|i| format!("{run_id}/written[{i}].body"))
+        .collect();
+    assert_eq!(
+        keys, expected,
+        "one request per effect, each with its idempotency key"
+    );
+    assert_eq!(report.effects.len(), 3);
+    let retried = report.steps.iter().filter(|s| s.attempts == 2).count();
+    assert_eq!(retried, 1, "the 503 was retried once");
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
