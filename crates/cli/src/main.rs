@@ -5,6 +5,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod graph;
 mod render;
 mod run;
 
@@ -74,6 +75,8 @@ enum Command {
     },
     /// Serve the language server protocol on stdin/stdout (for editors)
     Lsp,
+    /// Export a pack as a graph, apply graph ops to it, or import one from a graph
+    Graph(graph::GraphArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         Command::Runs(args) => run::runs(args),
         Command::Show(args) => run::show(args),
         Command::Trace(args) => run::trace(args),
+        Command::Graph(args) => graph::graph(args),
         Command::Lsp => galaxy_lsp::run_stdio()
             .map(|()| EXIT_OK)
             .map_err(anyhow::Error::from),
