@@ -94,41 +94,60 @@ impl Sandbox {
         }
     }
 
-    /// Proves from the store that every step of the run completed exactly once and that each
-    /// effect has one key; returns the effects.
-    fn assert_exactly_once(&self, run_id: &str) -> Vec<EffectRecord> {
-        let (steps, attempts, effects) = self.store(async |store| {
+    /// The finished steps of a run with their start and end times.
+    fn finished(&self, run_id: &str) -> HashMap<String, (i64, i64, i64)> {
+        self.store(async |store| {
+            store
+                .steps(run_id)
+                .await
+                .expect("steps")
+                .into_iter()
+                .map(|s| (s.key, (s.started_at, s.ended_at, s.attempts)))
+                .collect()
+        })
+    }
+
+    /// Proves from the store that every step of the run completed exactly once: each step has
+    /// one row (its key is the primary key), the steps finished before the stop kept their
+    /// recorded start and end (nothing ran them again), every step took one attempt, and each
+    /// effect has one key. Returns the effects.
+    fn assert_exactly_once(
+        &self,
+        run_id: &str,
+        before: &HashMap<String, (i64, i64, i64)>,
+    ) -> Vec<EffectRecord> {
+        let (steps, effects) = self.store(async |store| {
             (
                 store.steps(run_id).await.expect("steps"),
-                store.attempts(run_id).await.expect("attempts"),
                 store.effects(run_id).await.expect("effects"),
             )
         });
-        let mut succeeded: HashMap<&str, usize> = HashMap::new();
-        for attempt in attempts.iter().filter(|a| a.status == "succeeded") {
-            *succeeded.entry(attempt.key.as_str()).or_default() += 1;
+        let after = self.finished(run_id);
+        for (key, times) in before {
+            assert_eq!(
+                after.get(key),
+                Some(times),
+                "step {key} finished before the stop and ran again"
+            );
         }
-        assert!(
-            succeeded.values().all(|n| *n == 1),
-            "a step completed twice: {succeeded:?}"
-        );
-        // 1 list + 60 items + count + confirmation, each succeeded once; plus the map itself.
+        // 1 list + 60 items + the map + count + confirmation.
         let items = steps
             .iter()
             .filter(|s| s.key.starts_with("written["))
             .count();
         assert_eq!(items, 60, "every item is recorded once");
-        assert!(steps.iter().all(|s| s.status == "succeeded"));
+        assert!(
+            steps
+                .iter()
+                .all(|s| s.status == "succeeded" && s.attempts == 1),
+            "{steps:?}"
+        );
         assert_eq!(steps.len(), 64);
         assert_eq!(effects.len(), 61, "one effect, one key, per write call");
         for effect in &effects {
             assert_eq!(effect.status, "done", "{effect:?}");
             assert_eq!(effect.key, format!("{run_id}/{}", effect.step_key));
-            assert_eq!(
-                succeeded.get(effect.step_key.as_str()),
-                Some(&1),
-                "{effect:?}"
-            );
+            assert!(after.contains_key(&effect.step_key), "{effect:?}");
         }
         effects
     }
@@ -165,10 +184,11 @@ fn sigkill_mid_run_then_resume_completes_every_step_exactly_once() {
         "killed half-way ({done_before} steps done)"
     );
 
+    let before = sandbox.finished(&run_id);
     let (code, report) = sandbox.json(&["resume", &run_id, "--json"]);
     assert_eq!(code, 0, "{}", report["error"]);
     assert_eq!(report["outcome"], "success");
-    let effects = sandbox.assert_exactly_once(&run_id);
+    let effects = sandbox.assert_exactly_once(&run_id, &before);
     for effect in &effects {
         if effect.times_issued > 1 {
             // Only an effect whose outcome was unknown at the crash is sent again, and with
@@ -213,9 +233,10 @@ fn sigterm_interrupts_in_flight_calls_and_the_run_resumes() {
         "cancellation reached the in-flight calls and was recorded"
     );
 
+    let before = sandbox.finished(&run_id);
     let (code, report) = sandbox.json(&["resume", &run_id, "--json"]);
     assert_eq!(code, 0, "{}", report["error"]);
-    sandbox.assert_exactly_once(&run_id);
+    sandbox.assert_exactly_once(&run_id, &before);
 }
 
 #[test]

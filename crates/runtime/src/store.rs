@@ -16,8 +16,14 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlSafeStr};
 
 /// The migrations, embedded from the repository's `migrations/` folder.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "runs", include_str!("../../../migrations/0001_runs.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "runs", include_str!("../../../migrations/0001_runs.sql")),
+    (
+        2,
+        "step detail",
+        include_str!("../../../migrations/0002_step_detail.sql"),
+    ),
+];
 
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +122,10 @@ pub struct StepRecord {
     pub cost: f64,
     /// The last error.
     pub error: Option<String>,
+    /// The model (or tool) of the successful attempt.
+    pub model: Option<String>,
+    /// Redacted inputs, citations and source span of the successful attempt, as JSON.
+    pub detail_json: Option<String>,
 }
 
 /// One attempt of a step.
@@ -240,6 +250,32 @@ pub enum Write {
         /// When.
         at: i64,
     },
+}
+
+/// Inserts or replaces one step row.
+macro_rules! upsert_step {
+    ($exec:expr, $run_id:expr, $step:expr) => {{
+        let step = $step;
+                        sqlx::query(
+                            "INSERT INTO steps (run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error, model, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (run_id, step_key) DO UPDATE SET node = excluded.node, status = excluded.status, attempts = excluded.attempts, started_at = excluded.started_at, ended_at = excluded.ended_at, output_json = excluded.output_json, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost = excluded.cost, error = excluded.error, model = excluded.model, detail_json = excluded.detail_json",
+                        )
+                        .bind($run_id)
+                        .bind(&step.key)
+                        .bind(&step.node)
+                        .bind(&step.status)
+                        .bind(step.attempts)
+                        .bind(step.started_at)
+                        .bind(step.ended_at)
+                        .bind(&step.output_json)
+                        .bind(step.input_tokens)
+                        .bind(step.output_tokens)
+                        .bind(step.cost)
+                        .bind(&step.error)
+                        .bind(&step.model)
+                        .bind(&step.detail_json)
+                        .execute($exec)
+                        .await?;
+    }};
 }
 
 /// Inserts one attempt row inside a transaction.
@@ -425,28 +461,20 @@ impl Store {
         if writes.is_empty() {
             return Ok(());
         }
+        // One step row alone (the common case on a chain) is one statement: autocommit,
+        // without a transaction around it.
+        if let [Write::Step(step, attempts)] = writes
+            && attempts.is_empty()
+        {
+            with_pool!(self, pool => upsert_step!(pool, run_id, step));
+            return Ok(());
+        }
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for write in writes {
                 match write {
                     Write::Step(step, attempts) => {
-                        sqlx::query(
-                            "INSERT INTO steps (run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (run_id, step_key) DO UPDATE SET node = excluded.node, status = excluded.status, attempts = excluded.attempts, started_at = excluded.started_at, ended_at = excluded.ended_at, output_json = excluded.output_json, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost = excluded.cost, error = excluded.error",
-                        )
-                        .bind(run_id)
-                        .bind(&step.key)
-                        .bind(&step.node)
-                        .bind(&step.status)
-                        .bind(step.attempts)
-                        .bind(step.started_at)
-                        .bind(step.ended_at)
-                        .bind(&step.output_json)
-                        .bind(step.input_tokens)
-                        .bind(step.output_tokens)
-                        .bind(step.cost)
-                        .bind(&step.error)
-                        .execute(&mut *tx)
-                        .await?;
+                        upsert_step!(&mut *tx, run_id, step);
                         for attempt in attempts {
                             insert_attempt!(tx, run_id, attempt);
                         }
@@ -590,6 +618,8 @@ impl Store {
                         output_tokens: row.try_get("output_tokens")?,
                         cost: row.try_get("cost")?,
                         error: row.try_get("error")?,
+                        model: row.try_get("model")?,
+                        detail_json: row.try_get("detail_json")?,
                     })
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()?

@@ -52,17 +52,19 @@ pub async fn spans(store: &Store, run_id: &str) -> Result<Vec<Span>, StoreError>
         })
         .collect();
     let origin = run.created_at;
-    Ok(attempts
+    let parse = |text: Option<&str>| {
+        text.and_then(|d| serde_json::from_str::<Value>(d).ok())
+            .map(|d| redact_value(&d, Kinds::ALL))
+            .unwrap_or(Value::Null)
+    };
+    // Failed, interrupted and over-budget attempts are rows of `attempts`; a step's final
+    // successful attempt lives in its `steps` row.
+    let mut spans: Vec<Span> = attempts
         .into_iter()
+        .filter(|a| a.status != "succeeded")
         .map(|a| Span {
-            output: if a.status == "succeeded" {
-                redact_value(
-                    outputs.get(a.key.as_str()).unwrap_or(&Value::Null),
-                    Kinds::ALL,
-                )
-            } else {
-                Value::Null
-            },
+            output: Value::Null,
+            detail: parse(a.detail_json.as_deref()),
             step: a.key,
             attempt: a.attempt,
             status: a.status,
@@ -72,14 +74,28 @@ pub async fn spans(store: &Store, run_id: &str) -> Result<Vec<Span>, StoreError>
             cost: a.cost,
             model: a.model,
             error: a.error,
-            detail: a
-                .detail_json
-                .as_deref()
-                .and_then(|d| serde_json::from_str(d).ok())
-                .map(|d| redact_value(&d, Kinds::ALL))
-                .unwrap_or(Value::Null),
         })
-        .collect())
+        .collect();
+    for step in steps.iter().filter(|s| s.status != "failed") {
+        spans.push(Span {
+            output: redact_value(
+                outputs.get(step.key.as_str()).unwrap_or(&Value::Null),
+                Kinds::ALL,
+            ),
+            detail: parse(step.detail_json.as_deref()),
+            step: step.key.clone(),
+            attempt: step.attempts.max(1),
+            status: step.status.clone(),
+            start_ms: step.started_at - origin,
+            end_ms: step.ended_at - origin,
+            tokens: step.input_tokens + step.output_tokens,
+            cost: step.cost,
+            model: step.model.clone(),
+            error: step.error.clone(),
+        });
+    }
+    spans.sort_by(|a, b| (a.start_ms, a.end_ms, &a.step).cmp(&(b.start_ms, b.end_ms, &b.step)));
+    Ok(spans)
 }
 
 /// Chrome trace-event JSON of the spans.

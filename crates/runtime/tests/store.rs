@@ -48,6 +48,8 @@ fn step(key: &str, output: &str) -> StepRecord {
         output_tokens: 4,
         cost: 0.5,
         error: None,
+        model: Some("m".into()),
+        detail_json: None,
     }
 }
 

@@ -117,6 +117,14 @@ fn duration_prop(props: &[(String, Expr)], key: &str) -> Option<u64> {
     }
 }
 
+/// Waits a simulated latency of `ms`. Tokio's timer wakes on the first 1 ms tick at or
+/// after a deadline, which lengthens every sleep by up to 1 ms; aiming half a tick early
+/// centres that rounding, so simulated latencies are right on average.
+async fn sim_sleep(ms: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+    tokio::time::sleep_until(deadline - Duration::from_micros(500)).await;
+}
+
 /// Exponential backoff with jitter for attempt `n` (1-based).
 fn backoff(base_ms: u64, attempt: u32, rng: &mut Rng) -> Duration {
     let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(10));
@@ -227,26 +235,11 @@ impl Engine {
                 }
                 self.budget_settled.notify_waiters();
                 let detail = crate::redact::redact_value(&done.detail, self.redact_trace);
-                attempts.push(AttemptRecord {
-                    key: key.to_string(),
-                    attempt: attempts.len() as i64 + 1,
-                    status: "succeeded".into(),
-                    started_at: attempts
-                        .last()
-                        .map_or(started, |a: &AttemptRecord| a.ended_at),
-                    ended_at: ended,
-                    input_tokens: done.input_tokens as i64,
-                    output_tokens: done.output_tokens as i64,
-                    cost: done.cost,
-                    model: done.model.clone(),
-                    error: None,
-                    detail_json: Some(detail.to_string()),
-                });
                 let record = StepRecord {
                     key: key.to_string(),
                     node: node.id.clone(),
                     status: "succeeded".into(),
-                    attempts: attempts.len() as i64,
+                    attempts: attempts.len() as i64 + 1,
                     started_at: started,
                     ended_at: ended,
                     output_json: Some(done.value.to_string()),
@@ -254,6 +247,8 @@ impl Engine {
                     output_tokens: done.output_tokens as i64,
                     cost: done.cost,
                     error: None,
+                    model: done.model.clone(),
+                    detail_json: Some(detail.to_string()),
                 };
                 let mut writes = vec![Write::Step(record, attempts)];
                 if let Some(effect) = done.effect {
@@ -307,6 +302,8 @@ impl Engine {
                     output_tokens: 0,
                     cost: 0.0,
                     error: Some(format!("{}: {message}", failure.class)),
+                    model: None,
+                    detail_json: None,
                 };
                 let writes = vec![
                     Write::Step(record, attempts),
@@ -666,6 +663,8 @@ impl Engine {
                     output_tokens: done.output_tokens as i64,
                     cost: done.cost,
                     error: None,
+                    model: done.model.clone(),
+                    detail_json: None,
                 };
                 if let Err(error) = self.writer.write(vec![Write::Step(record, attempts)]).await {
                     return Err(NodeResult::Blocked(
@@ -730,7 +729,7 @@ impl Engine {
             let latency =
                 duration_prop(&model.props, "sim_latency").or(self.options.sim_latency_ms);
             if let Some(ms) = latency.filter(|ms| *ms > 0) {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
+                sim_sleep(ms).await;
             }
             let value = match self.mocks.get(mock_key) {
                 Some(mock) => {
@@ -950,7 +949,7 @@ impl Engine {
         if self.options.sim {
             let latency = info.sim_latency_ms.or(self.options.sim_latency_ms);
             if let Some(ms) = latency.filter(|ms| *ms > 0) {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
+                sim_sleep(ms).await;
             }
             let locals: Vec<(String, Value)> = args.into_iter().collect();
             let value = match &info.sim {

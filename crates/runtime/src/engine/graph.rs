@@ -345,6 +345,8 @@ impl Engine {
             output_tokens: 0,
             cost: 0.0,
             error,
+            model: None,
+            detail_json: None,
         }
     }
 
