@@ -260,3 +260,154 @@ fn a_session_over_stdio() {
     let status = client.child.wait().expect("wait");
     assert!(status.success(), "{status:?}");
 }
+
+const GRAPH_URI: &str = "file:///project/packs/placed/placed.gx";
+
+const GRAPH_PACK: &str = r#"pack placed {
+  language "0.1"
+
+  flow {
+    /// The seed (é😀).
+    step a = 1
+    step b = a + 1
+    step c = "é😀 {b}"
+  }
+
+  outcome success when b > 0
+
+  layout {
+    a: (0, 0)
+    b: (120, 0)
+    c: (240, 80)
+  }
+}
+"#;
+
+/// Applies a `galaxy/graphEdit` answer the way an editor does: its edits (against the
+/// version the request named) sent back as one `didChange`, last edit first so that each
+/// range is still valid when it is applied.
+fn apply_graph_edit(client: &mut Client, answer: &Value, new_version: i64) {
+    let documents = answer["result"]["edit"]["documentChanges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no documentChanges: {answer}"));
+    assert_eq!(documents.len(), 1, "exactly one TextDocumentEdit");
+    assert_eq!(documents[0]["textDocument"]["uri"], GRAPH_URI);
+    let mut edits = documents[0]["edits"].as_array().expect("edits").clone();
+    edits.reverse();
+    let changes: Vec<Value> = edits
+        .iter()
+        .map(|e| json!({ "range": e["range"], "text": e["newText"] }))
+        .collect();
+    client.notify(
+        "textDocument/didChange",
+        json!({
+            "textDocument": { "uri": GRAPH_URI, "version": new_version },
+            "contentChanges": changes
+        }),
+    );
+}
+
+fn node<'a>(graph: &'a Value, id: &str) -> Option<&'a Value> {
+    graph["result"]["nodes"]
+        .as_array()?
+        .iter()
+        .find(|n| n["id"] == id)
+}
+
+#[test]
+fn graph_requests_over_stdio() {
+    let mut client = Client::start("graph");
+    client.request(
+        "initialize",
+        json!({ "processId": null, "rootUri": null, "capabilities": {} }),
+    );
+    client.notify("initialized", json!({}));
+    client.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": GRAPH_URI, "languageId": "gx", "version": 1, "text": GRAPH_PACK } }),
+    );
+    let doc = json!({ "textDocument": { "uri": GRAPH_URI } });
+    let graph = client.request("galaxy/graph", doc.clone());
+    insta::assert_json_snapshot!("graph", graph);
+
+    // A drag on the canvas: one layout line changes.
+    let moved = client.request(
+        "galaxy/graphEdit",
+        json!({
+            "textDocument": { "uri": GRAPH_URI, "version": 1 },
+            "ops": [{ "op": "move", "id": "c", "x": 300, "y": 90 }]
+        }),
+    );
+    insta::assert_json_snapshot!("graph_edit_move", moved);
+    apply_graph_edit(&mut client, &moved, 2);
+
+    // A rename: every reference in the same edit; the client applies it as version 3.
+    let renamed = client.request(
+        "galaxy/graphEdit",
+        json!({
+            "textDocument": { "uri": GRAPH_URI, "version": 2 },
+            "ops": [{ "op": "rename", "id": "b", "new_id": "doubled" }]
+        }),
+    );
+    insta::assert_json_snapshot!("graph_edit_rename", renamed);
+    apply_graph_edit(&mut client, &renamed, 3);
+    assert_eq!(client.diagnostics(GRAPH_URI, 3), json!([]), "still clean");
+
+    let after = client.request("galaxy/graph", doc);
+    assert!(node(&after, "b").is_none(), "{after}");
+    assert_eq!(
+        node(&after, "doubled").map(|n| n["action"].clone()),
+        Some(json!("a + 1"))
+    );
+    assert_eq!(
+        node(&after, "c").map(|n| n["action"].clone()),
+        Some(json!("\"é😀 {doubled}\""))
+    );
+    assert_eq!(
+        after["result"]["layout"],
+        json!({ "a": { "x": 0.0, "y": 0.0 }, "doubled": { "x": 120.0, "y": 0.0 }, "c": { "x": 300.0, "y": 90.0 } })
+    );
+    let edges: Vec<(Value, Value)> = after["result"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| (e["from"].clone(), e["to"].clone()))
+        .collect();
+    assert!(edges.contains(&(json!("doubled"), json!("c"))), "{edges:?}");
+
+    // An edit against version 2 (the document is at 3) is refused, and changes nothing.
+    let stale = client.request(
+        "galaxy/graphEdit",
+        json!({
+            "textDocument": { "uri": GRAPH_URI, "version": 2 },
+            "ops": [{ "op": "move", "id": "a", "x": 5, "y": 5 }]
+        }),
+    );
+    insta::assert_json_snapshot!("graph_edit_stale", stale);
+    assert!(stale.get("result").is_none());
+    // Refused ops answer an error too.
+    let unknown = client.request(
+        "galaxy/graphEdit",
+        json!({
+            "textDocument": { "uri": GRAPH_URI, "version": 3 },
+            "ops": [{ "op": "delete", "id": "a" }]
+        }),
+    );
+    insta::assert_json_snapshot!("graph_edit_refused", unknown);
+    let malformed = client.request(
+        "galaxy/graphEdit",
+        json!({ "textDocument": { "uri": GRAPH_URI, "version": 3 }, "ops": [{ "op": "fly" }] }),
+    );
+    assert_eq!(malformed["error"]["code"], json!(-32602), "{malformed}");
+    let unchanged = client.request(
+        "galaxy/graph",
+        json!({ "textDocument": { "uri": GRAPH_URI } }),
+    );
+    assert_eq!(unchanged["result"], after["result"]);
+
+    let shutdown = client.request("shutdown", json!(null));
+    assert_eq!(shutdown["result"], json!(null));
+    client.notify("exit", json!(null));
+    let status = client.child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+}

@@ -4,6 +4,10 @@
 //!
 //! Run: `cargo bench -p lsp --bench lsp` (release profile).
 
+/// The allocator the `galaxy` binary ships with, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[allow(dead_code)]
 #[path = "../../dsl-check/benches/generate.rs"]
 mod generate;

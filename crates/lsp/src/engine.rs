@@ -13,6 +13,7 @@
 mod actions;
 mod completion;
 mod context;
+mod graph;
 mod hover;
 mod navigation;
 mod symbols;
@@ -28,6 +29,7 @@ use dsl_check::program::{DefSite, FileRef};
 use dsl_syntax::{LineCol, LineIndex, Span};
 use tower_lsp_server::ls_types as lsp;
 
+pub use graph::GraphEditResponse;
 pub use tokens::{SEMANTIC_TOKEN_MODIFIERS, SEMANTIC_TOKEN_TYPES};
 
 /// The URI scheme of stdlib modules when no stdlib directory is configured.
@@ -497,6 +499,45 @@ impl Engine {
     ) -> Option<Vec<lsp::CodeAction>> {
         let snapshot = self.snapshot(uri)?;
         Some(actions::code_actions(&snapshot, range))
+    }
+
+    /// `galaxy/graph`: the graph of the current version of `uri`, exported from the cached
+    /// analysis (no second analysis).
+    pub fn graph(&mut self, uri: &lsp::Uri) -> Result<dsl_check::graph::Graph, EngineError> {
+        let analysis = self
+            .analysis(uri)
+            .ok_or_else(|| EngineError::UnknownDocument(uri.as_str().to_string()))?;
+        Ok(dsl_check::graph::export(&analysis))
+    }
+
+    /// `galaxy/graphEdit`: applies `ops` to version `version` of `uri` and answers the
+    /// change as one versioned `TextDocumentEdit` of minimal edits, for the client to apply
+    /// (the engine's text changes only when the client sends the edit back as `didChange`).
+    /// Refused, with nothing changed, when `version` is not the current version or when the
+    /// ops are invalid.
+    pub fn graph_edit(
+        &mut self,
+        uri: &lsp::Uri,
+        version: i32,
+        ops: &[dsl_check::graph::GraphOp],
+    ) -> Result<GraphEditResponse, EngineError> {
+        let doc = self
+            .docs
+            .get(uri)
+            .ok_or_else(|| EngineError::UnknownDocument(uri.as_str().to_string()))?;
+        if doc.version != version {
+            return Err(EngineError::StaleVersion {
+                requested: version,
+                current: doc.version,
+            });
+        }
+        let world = EditorWorld {
+            dir: doc.path.as_deref().and_then(Path::parent),
+            open: &self.docs,
+        };
+        let edit = dsl_check::graph::apply(&doc.text, ops, &world)
+            .map_err(|e| EngineError::Graph(e.to_string()))?;
+        Ok(graph::response(uri, doc, edit))
     }
 
     /// A deliberate panic, reachable through the hidden `galaxy/debugPanic` request, so

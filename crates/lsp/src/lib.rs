@@ -10,7 +10,7 @@ pub mod engine;
 pub mod server;
 mod to_proto;
 
-pub use engine::{Engine, EngineError};
+pub use engine::{Engine, EngineError, GraphEditResponse};
 pub use server::run_stdio;
 
 /// The LSP types this crate speaks (re-exported from `tower-lsp-server`).

@@ -11,7 +11,7 @@ use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::ls_types as lsp;
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
-use crate::engine::{Engine, SEMANTIC_TOKEN_MODIFIERS, SEMANTIC_TOKEN_TYPES};
+use crate::engine::{Engine, EngineError, SEMANTIC_TOKEN_MODIFIERS, SEMANTIC_TOKEN_TYPES};
 
 /// How long after the last change diagnostics are published: typing a word publishes once.
 pub const DIAGNOSTICS_DEBOUNCE: Duration = Duration::from_millis(20);
@@ -52,6 +52,48 @@ fn invalid(message: impl std::fmt::Display) -> Error {
         message: message.to_string().into(),
         data: None,
     }
+}
+
+/// LSP 3.17's `RequestFailed`: the request was valid but the server refused to carry it out.
+const REQUEST_FAILED: i64 = -32803;
+
+/// The JSON-RPC error of a refused engine request: a stale version is `ContentModified`
+/// (the client should re-read the document and retry), a refused graph op `RequestFailed`.
+fn refused(error: EngineError) -> Error {
+    let (code, data) = match &error {
+        EngineError::StaleVersion { requested, current } => (
+            ErrorCode::ContentModified,
+            Some(serde_json::json!({ "requested": requested, "current": current })),
+        ),
+        EngineError::Graph(_) => (ErrorCode::ServerError(REQUEST_FAILED), None),
+        EngineError::UnknownDocument(_) | EngineError::InvalidRename(_) => {
+            (ErrorCode::InvalidParams, None)
+        }
+    };
+    Error {
+        code,
+        message: error.to_string().into(),
+        data,
+    }
+}
+
+/// Params of `galaxy/graph`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphParams {
+    text_document: lsp::TextDocumentIdentifier,
+}
+
+/// Params of `galaxy/graphEdit`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphEditParams {
+    text_document: lsp::VersionedTextDocumentIdentifier,
+    ops: Vec<dsl_check::graph::GraphOp>,
+}
+
+fn params<T: serde::de::DeserializeOwned>(request: &str, params: Value) -> Result<T> {
+    serde_json::from_value(params).map_err(|e| invalid(format!("{request}: invalid params: {e}")))
 }
 
 impl Backend {
@@ -95,6 +137,36 @@ impl Backend {
                     .await;
             }
         });
+    }
+
+    /// `galaxy/graph`: `{ textDocument: { uri } }` → the graph JSON of the current version.
+    pub async fn graph(&self, raw: Value) -> Result<Value> {
+        let p: GraphParams = params("galaxy/graph", raw)?;
+        let graph = self
+            .run("galaxy/graph", |e| e.graph(&p.text_document.uri))?
+            .map_err(refused)?;
+        serde_json::to_value(graph).map_err(|e| Error {
+            code: ErrorCode::InternalError,
+            message: format!("galaxy/graph: {e}").into(),
+            data: None,
+        })
+    }
+
+    /// `galaxy/graphEdit`: `{ textDocument: { uri, version }, ops }` → `{ edit, changed }`,
+    /// or an error (and no edit) for a stale version or refused ops.
+    pub async fn graph_edit(&self, raw: Value) -> Result<Value> {
+        let p: GraphEditParams = params("galaxy/graphEdit", raw)?;
+        let doc = p.text_document;
+        let answer = self
+            .run("galaxy/graphEdit", |e| {
+                e.graph_edit(&doc.uri, doc.version, &p.ops)
+            })?
+            .map_err(refused)?;
+        serde_json::to_value(answer).map_err(|e| Error {
+            code: ErrorCode::InternalError,
+            message: format!("galaxy/graphEdit: {e}").into(),
+            data: None,
+        })
     }
 
     /// `galaxy/debugPanic`: panics inside the engine (a test hook for request isolation).
@@ -339,6 +411,8 @@ pub fn run_stdio() -> std::io::Result<()> {
         .build()?;
     runtime.block_on(async {
         let (service, socket) = LspService::build(Backend::new)
+            .custom_method("galaxy/graph", Backend::graph)
+            .custom_method("galaxy/graphEdit", Backend::graph_edit)
             .custom_method("galaxy/debugPanic", Backend::debug_panic)
             .finish();
         Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)

@@ -538,3 +538,214 @@ fn engine_survives_a_panicking_request() {
     assert!(result.is_err());
     assert!(engine.document_symbols(&uri()).is_some());
 }
+
+/// `galaxy/graph`: the graph JSON of the document, from the cached analysis.
+#[test]
+fn graph() {
+    run("graph", |case, engine| {
+        let graph = engine.graph(&case.uri).expect("graph of an open document");
+        assert_eq!(engine.analysis_count(), 1, "the graph reuses the analysis");
+        assert_eq!(
+            graph,
+            dsl_check::graph::export(&dsl_check::check(&case.text, &dsl_check::NoFiles)),
+            "the same graph as `galaxy graph export`"
+        );
+        serde_json::to_string_pretty(&graph).expect("json")
+    });
+}
+
+/// `galaxy/graphEdit`: each case carries its ops in a first `// ops: [...]` line; the answer
+/// is one versioned `TextDocumentEdit` whose UTF-16 edits give the same text as the
+/// checker's byte edits, or a refusal.
+#[test]
+fn graph_edit() {
+    run("graph_edit", |case, engine| {
+        let ops_line = case.text.lines().next().unwrap_or("");
+        let ops: Vec<dsl_check::graph::GraphOp> =
+            serde_json::from_str(ops_line.strip_prefix("// ops:").unwrap_or("[]").trim())
+                .expect("ops line");
+        match engine.graph_edit(&case.uri, 1, &ops) {
+            Err(error) => format!("refused: {error}"),
+            Ok(answer) => {
+                assert!(answer.edit.changes.is_none());
+                let Some(lsp::DocumentChanges::Edits(documents)) = answer.edit.document_changes
+                else {
+                    return "unexpected document changes".into();
+                };
+                assert_eq!(documents.len(), 1, "exactly one TextDocumentEdit");
+                let document = &documents[0];
+                assert_eq!(document.text_document.uri, case.uri);
+                assert_eq!(document.text_document.version, Some(1));
+                let edits: Vec<lsp::TextEdit> = document
+                    .edits
+                    .iter()
+                    .map(|e| match e {
+                        lsp::OneOf::Left(edit) => edit.clone(),
+                        lsp::OneOf::Right(annotated) => annotated.text_edit.clone(),
+                    })
+                    .collect();
+                let applied = apply(&case.text, &edits);
+                let expected = dsl_check::graph::apply(&case.text, &ops, &dsl_check::NoFiles)
+                    .expect("the checker accepts what the engine accepted");
+                assert_eq!(
+                    applied,
+                    dsl_check::graph::apply_text_edits(&case.text, &expected.edits),
+                    "UTF-16 ranges land on the checker's bytes"
+                );
+                let mut out = String::new();
+                for edit in &edits {
+                    let _ = writeln!(
+                        out,
+                        "edit {} -> {:?}",
+                        show_range(&case.text, edit.range),
+                        edit.new_text
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "changed: {}",
+                    serde_json::to_string(&answer.changed).expect("json")
+                );
+                let _ = writeln!(out, "\n{applied}");
+                out
+            }
+        }
+    });
+}
+
+/// A graph edit against any version but the current one is refused and changes nothing;
+/// applying an accepted edit is the client's business (the engine's text is unchanged
+/// until `didChange`).
+#[test]
+fn graph_edit_against_a_stale_version_is_refused() {
+    let mut engine = Engine::new();
+    let text = "pack p {\n  language \"0.1\"\n  flow {\n    step a = 1\n  }\n}\n";
+    engine.open(uri(), 3, text.to_string());
+    let ops = vec![dsl_check::graph::GraphOp::Move {
+        id: "a".into(),
+        x: 1.0,
+        y: 2.0,
+    }];
+    for stale in [2, 4] {
+        assert_eq!(
+            engine.graph_edit(&uri(), stale, &ops),
+            Err(galaxy_lsp::EngineError::StaleVersion {
+                requested: stale,
+                current: 3
+            })
+        );
+    }
+    assert_eq!(engine.text(&uri()), Some(text));
+    let answer = engine.graph_edit(&uri(), 3, &ops).expect("current version");
+    assert!(answer.edit.document_changes.is_some());
+    assert_eq!(
+        engine.text(&uri()),
+        Some(text),
+        "the client applies the edit"
+    );
+    let unknown = lsp::Uri::from_str("file:///project/packs/other.gx").expect("uri");
+    assert!(matches!(
+        engine.graph(&unknown),
+        Err(galaxy_lsp::EngineError::UnknownDocument(_))
+    ));
+}
+
+#[allow(dead_code)]
+#[path = "../../dsl-check/benches/generate.rs"]
+mod generate;
+
+/// On the benchmark's 10k-line pack, after random incremental edits (typing, deleting,
+/// breaking and repairing lines), the engine's diagnostics are exactly `galaxy check`'s.
+#[test]
+fn diagnostics_equal_the_checker_on_a_10k_line_pack_after_random_edits() {
+    let text = generate::workload(10_000).pack;
+    let mut engine = Engine::new();
+    engine.open(uri(), 0, text.clone());
+    let mut shadow = text;
+    let mut seed: u64 = 7;
+    let mut next = |below: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as usize) % below.max(1)
+    };
+    let inserts = ["x", " ", "(", "}", "step", "\n", "\"", "."];
+    for version in 1..=6 {
+        // A random edit at a random char boundary: insert a snippet or delete a few bytes.
+        let mut at = next(shadow.len());
+        while !shadow.is_char_boundary(at) {
+            at -= 1;
+        }
+        let mut end = at;
+        let new_text = if next(2) == 0 {
+            inserts[next(inserts.len())].to_string()
+        } else {
+            end = (at + 1 + next(4)).min(shadow.len());
+            while !shadow.is_char_boundary(end) {
+                end += 1;
+            }
+            String::new()
+        };
+        let index = dsl_syntax::LineIndex::new(&shadow);
+        let position = |offset: usize| {
+            let lc = index.line_col(&shadow, offset as u32);
+            lsp::Position {
+                line: lc.line,
+                character: lc.character,
+            }
+        };
+        let range = lsp::Range {
+            start: position(at),
+            end: position(end),
+        };
+        engine
+            .change(
+                &uri(),
+                version,
+                vec![lsp::TextDocumentContentChangeEvent {
+                    range: Some(range),
+                    range_length: None,
+                    text: new_text.clone(),
+                }],
+            )
+            .expect("change");
+        shadow.replace_range(at..end, &new_text);
+        assert_eq!(engine.text(&uri()), Some(shadow.as_str()));
+        let ours = engine.diagnostics(&uri());
+        let theirs = dsl_check::check(&shadow, &dsl_check::NoFiles).diagnostics;
+        let index = dsl_syntax::LineIndex::new(&shadow);
+        let expected: Vec<(String, String, u32, u32, u32, u32)> = theirs
+            .iter()
+            .map(|d| {
+                let s = index.line_col(&shadow, d.span.start);
+                let e = index.line_col(&shadow, d.span.end);
+                (
+                    d.code.to_string(),
+                    d.message.clone(),
+                    s.line,
+                    s.character,
+                    e.line,
+                    e.character,
+                )
+            })
+            .collect();
+        let actual: Vec<(String, String, u32, u32, u32, u32)> = ours
+            .iter()
+            .map(|d| {
+                let code = match &d.code {
+                    Some(lsp::NumberOrString::String(code)) => code.clone(),
+                    _ => String::new(),
+                };
+                (
+                    code,
+                    d.message.clone(),
+                    d.range.start.line,
+                    d.range.start.character,
+                    d.range.end.line,
+                    d.range.end.character,
+                )
+            })
+            .collect();
+        assert_eq!(actual, expected, "version {version}");
+    }
+}
