@@ -36,6 +36,7 @@ pub fn export(analysis: &Analysis) -> Graph {
         .and_then(|after| source.get(after..)?.find('{').map(|i| after + i))
         .unwrap_or(0);
     let mut nodes = Vec::new();
+    let mut slot_lists: HashMap<(u32, u32), Vec<(String, Span)>> = HashMap::new();
     let mut items = Vec::new();
     let mut explicit: BTreeMap<String, Position> = BTreeMap::new();
     let mut has_layout = false;
@@ -57,7 +58,9 @@ pub fn export(analysis: &Analysis) -> Graph {
                     let info = infos.get(&(step.span.start, step.span.end)).copied();
                     let comment = leading_comment(source, step.span, step_previous);
                     step_previous = step.span.end as usize;
-                    nodes.push(node(cx, &index, step, info, comment));
+                    let (node, slots) = node(cx, &index, step, info, comment);
+                    slot_lists.insert((step.span.start, step.span.end), slots);
+                    nodes.push(node);
                 }
             }
             Item::Layout(layout) => {
@@ -80,7 +83,7 @@ pub fn export(analysis: &Analysis) -> Graph {
             }),
         }
     }
-    let edges = edges(analysis, &nodes, source);
+    let edges = edges(analysis, &nodes, &slot_lists);
     let auto = super::auto_layout(&nodes, &edges);
     let layout_source = if has_layout {
         LayoutSource::Explicit
@@ -197,7 +200,7 @@ fn node(
     step: &dsl_syntax::ast::Step,
     info: Option<&StepInfo>,
     comment: String,
-) -> GraphNode {
+) -> (GraphNode, Vec<(String, Span)>) {
     let source = cx.source;
     let action = &step.action;
     let kind = match action {
@@ -221,8 +224,9 @@ fn node(
     let mut slots = Vec::new();
     slots::list(action, cx, "", &mut slots);
     let properties = slots
-        .into_iter()
+        .iter()
         .map(|(path, span)| {
+            let (path, span) = (path.clone(), *span);
             let value = slots::expr_at(action, cx, span).and_then(slots::literal_json);
             (
                 path,
@@ -233,7 +237,7 @@ fn node(
             )
         })
         .collect();
-    GraphNode {
+    let node = GraphNode {
         id: step.name.name.clone(),
         kind,
         tool: info.and_then(|i| i.calls.first()).map(|c| c.tool.clone()),
@@ -244,7 +248,8 @@ fn node(
         comment,
         doc: info.and_then(|i| i.doc.clone()),
         range: Some(range(source, index, step.span)),
-    }
+    };
+    (node, slots)
 }
 
 /// The agent (or model) the action asks first: `ask`'s target, the router, the critic.
@@ -262,31 +267,23 @@ fn agent_of(action: &Action) -> Option<String> {
 }
 
 /// One edge per (from, to, field), with the innermost property that reads it.
-fn edges(analysis: &Analysis, nodes: &[GraphNode], source: &str) -> Vec<GraphEdge> {
+fn edges(
+    analysis: &Analysis,
+    nodes: &[GraphNode],
+    slot_lists: &HashMap<(u32, u32), Vec<(String, Span)>>,
+) -> Vec<GraphEdge> {
     let program = &analysis.program;
     let known: HashSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
-    let mut actions: HashMap<(u32, u32), &Action> = HashMap::new();
-    for item in &analysis.parse.file.items {
-        if let Item::Flow(flow) = item {
-            for step in &flow.steps {
-                actions.insert((step.span.start, step.span.end), &step.action);
-            }
-        }
-    }
     let mut edges = Vec::new();
     let mut seen = HashSet::new();
+    let empty = Vec::new();
     for step in &program.steps {
         if !known.contains(&*step.name) {
             continue;
         }
-        let mut slot_spans = Vec::new();
-        if let Some(action) = actions.get(&(step.span.start, step.span.end)) {
-            let cx = slots::Ctx {
-                source,
-                tokens: &analysis.parse.tokens,
-            };
-            slots::list(action, cx, "", &mut slot_spans);
-        }
+        let slot_spans = slot_lists
+            .get(&(step.span.start, step.span.end))
+            .unwrap_or(&empty);
         for dep in &step.deps {
             let Some(from) = program.steps.get(dep.step) else {
                 continue;

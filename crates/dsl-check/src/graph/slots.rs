@@ -502,7 +502,12 @@ pub(crate) fn literal_json(expr: &Expr) -> Option<serde_json::Value> {
 /// values.
 pub(crate) fn expr_at<'e>(action: &'e Action, cx: Ctx<'_>, span: Span) -> Option<&'e Expr> {
     fn find<'e>(expr: &'e Expr, cx: Ctx<'_>, span: Span) -> Option<&'e Expr> {
-        if cx.expr(expr) == span {
+        // Skip expressions that do not overlap `span` without balancing their spans.
+        if expr.span.end < span.start || expr.span.start > span.end {
+            return None;
+        }
+        let inside = span.start <= expr.span.start && expr.span.end <= span.end;
+        if inside && cx.expr(expr) == span {
             return Some(expr);
         }
         if let ExprKind::Call(_, args) = &expr.kind {
