@@ -798,9 +798,15 @@ fn expr_parser<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
             kind,
             span: sp(e.span()),
         })
+        // A parenthesised expression keeps its own node, with a span widened to cover the
+        // parentheses, so every expression's span covers exactly its text.
         .or(expr
             .clone()
-            .delimited_by(sym(TokenKind::LParen), sym(TokenKind::RParen)))
+            .delimited_by(sym(TokenKind::LParen), sym(TokenKind::RParen))
+            .map_with(|inner: Expr, e| Expr {
+                span: sp(e.span()),
+                ..inner
+            }))
         .recover_with(via_parser(nested_delimiters(
             punct(TokenKind::LParen),
             punct(TokenKind::RParen),

@@ -60,3 +60,21 @@ fn every_syntax_code_has_an_error_case() {
         );
     }
 }
+
+#[test]
+fn expression_spans_cover_their_parentheses() {
+    let source = "pack p { flow { step a = (1 + 2) * (3) } }";
+    let parse = parse(source);
+    let Some(dsl_syntax::ast::Item::Flow(flow)) = parse.file.items.first() else {
+        panic!("a flow");
+    };
+    let Some(dsl_syntax::ast::Action::Expr(expr)) = flow.steps.first().map(|s| &s.action) else {
+        panic!("an expression step");
+    };
+    assert_eq!(expr.span.text(source), "(1 + 2) * (3)");
+    let dsl_syntax::ast::ExprKind::Binary(_, lhs, rhs) = &expr.kind else {
+        panic!("a binary expression");
+    };
+    assert_eq!(lhs.span.text(source), "(1 + 2)");
+    assert_eq!(rhs.span.text(source), "(3)");
+}
