@@ -550,7 +550,46 @@ fn graph() {
             dsl_check::graph::export(&dsl_check::check(&case.text, &dsl_check::NoFiles)),
             "the same graph as `galaxy graph export`"
         );
-        serde_json::to_string_pretty(&graph).expect("json")
+        // A summary (the full JSON is `dsl-check`'s to snapshot): nodes, edges, layout.
+        let mut out = format!("pack {} (graph version {})\n", graph.pack, graph.version);
+        for node in &graph.nodes {
+            let range = node
+                .range
+                .map(|r| {
+                    format!(
+                        "{}:{}-{}:{}",
+                        r.start_line + 1,
+                        r.start_character,
+                        r.end_line + 1,
+                        r.end_character
+                    )
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "node {} {:?} -> {} {} {}",
+                node.id,
+                node.kind,
+                node.output,
+                node.tool
+                    .as_deref()
+                    .or(node.agent.as_deref())
+                    .unwrap_or("-"),
+                range
+            );
+        }
+        for edge in &graph.edges {
+            let _ = writeln!(
+                out,
+                "edge {} -> {} field `{}` into `{}`",
+                edge.from, edge.to, edge.field, edge.target
+            );
+        }
+        let _ = writeln!(out, "layout ({:?}):", graph.layout_source);
+        for (id, p) in &graph.layout {
+            let _ = writeln!(out, "  {id}: ({}, {})", p.x, p.y);
+        }
+        out
     });
 }
 
