@@ -146,13 +146,16 @@ impl<'a> Checker<'a> {
             }
             order.extend((0..count).filter(|&i| !placed.get(i).copied().unwrap_or(true)));
         }
+        // Fixes that add a declaration (a missing type) insert it before the flow.
+        if let Some(flow) = flows.first() {
+            self.item_start = flow.span.start;
+        }
         for index in order {
             let Some(step) = steps.get(index) else {
                 continue;
             };
             self.program.step_order.push(index);
             self.current_step = Some(index);
-            self.item_start = step.span.start;
             let definition = self.program.resolutions.len();
             if self.record {
                 let def = self.def(step.name.span);
