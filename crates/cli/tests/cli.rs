@@ -1,42 +1,10 @@
 //! End-to-end tests of the `galaxy` binary: exit codes, output shapes, files written.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
-fn galaxy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_galaxy"))
-        .args(args)
-        .current_dir(repo_root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("galaxy runs")
-}
+use std::process::{Command, Stdio};
 
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited normally")
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A fresh scratch directory under the system temp dir.
-fn scratch() -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "galaxy-cli-test-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{code, galaxy, text};
 
 const BROKEN: &str =
     "pack broken {\n  language \"0.1\"\n  flow {\n    step a = count(missing)\n  }\n}\n";
@@ -73,7 +41,7 @@ fn example_packs_and_stdlib_check_clean_and_are_formatted() {
 
 #[test]
 fn check_reports_errors_with_exit_1_and_json_shape() {
-    let dir = scratch();
+    let dir = common::scratch("cli");
     let file = dir.join("broken.gx");
     std::fs::write(&file, BROKEN).expect("write");
     let path = file.to_str().expect("utf-8 path");
@@ -116,7 +84,7 @@ fn check_reports_errors_with_exit_1_and_json_shape() {
 
 #[test]
 fn warnings_alone_pass_unless_denied() {
-    let dir = scratch();
+    let dir = common::scratch("cli");
     let file = dir.join("warn.gx");
     // An unused input is a warning.
     std::fs::write(
@@ -148,7 +116,7 @@ fn missing_paths_are_usage_errors() {
 
 #[test]
 fn garbage_input_gives_diagnostics_not_a_crash() {
-    let dir = scratch();
+    let dir = common::scratch("cli");
     let file = dir.join("garbage.gx");
     std::fs::write(&file, b"\xff\xfe pack {{{{ ]] \"unterminated\n ### step").expect("write");
     // Not UTF-8: an I/O-level error, exit 2.
@@ -161,7 +129,7 @@ fn garbage_input_gives_diagnostics_not_a_crash() {
 
 #[test]
 fn fmt_check_lists_rewrites_and_reads_stdin() {
-    let dir = scratch();
+    let dir = common::scratch("cli");
     let file = dir.join("messy.gx");
     std::fs::write(&file, "pack  messy{\nlanguage \"0.1\"\n flow { step a = count([1,2]) }\n  outcome success when a>0 }\n")
         .expect("write");
@@ -228,7 +196,7 @@ fn plan_prints_json_dot_and_mermaid() {
 
 #[test]
 fn plan_of_a_broken_pack_exits_1_with_diagnostics() {
-    let dir = scratch();
+    let dir = common::scratch("cli");
     let file = dir.join("broken.gx");
     std::fs::write(&file, BROKEN).expect("write");
     let out = galaxy(&["plan", file.to_str().expect("path")]);
@@ -239,7 +207,7 @@ fn plan_of_a_broken_pack_exits_1_with_diagnostics() {
 
 #[test]
 fn init_creates_a_project_that_checks() {
-    let dir = scratch();
+    let dir = common::scratch("cli");
     let out = galaxy(&["init", dir.to_str().expect("path")]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     assert!(dir.join("packs/hello/hello.gx").exists());

@@ -1,40 +1,14 @@
 //! End-to-end tests of `galaxy graph export | apply | import`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-fn galaxy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_galaxy"))
-        .args(args)
-        .current_dir(repo_root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("galaxy runs")
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited normally")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{code, galaxy, repo_root, text};
 
 /// A fresh scratch directory holding a copy of the inbox triage pack and its fixtures.
 fn scratch_pack() -> (PathBuf, PathBuf) {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "galaxy-graph-test-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dir = common::scratch("graph");
     let pack = dir.join("inbox_triage.gx");
     std::fs::copy(
         repo_root().join("packs/inbox_triage/inbox_triage.gx"),

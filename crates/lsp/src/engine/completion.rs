@@ -6,36 +6,13 @@ use std::collections::HashSet;
 use dsl_check::Program;
 use dsl_check::program::{FileRef, SymbolKind};
 use dsl_check::ty::Ty;
-use dsl_syntax::TokenKind;
 use dsl_syntax::ast::Item;
+use dsl_syntax::{ITEM_KEYWORDS, TokenKind};
 use tower_lsp_server::ls_types as lsp;
 
 use super::Snapshot;
 use super::context::{self, CallContext};
 use super::hover::tool_markdown;
-
-/// Keywords that start an item of a pack or module body.
-const ITEM_KEYWORDS: &[&str] = &[
-    "title",
-    "version",
-    "description",
-    "owner",
-    "tags",
-    "language",
-    "use",
-    "input",
-    "type",
-    "model",
-    "knowledge",
-    "agent",
-    "tool",
-    "flow",
-    "policy",
-    "outcome",
-    "kpi",
-    "eval",
-    "layout",
-];
 
 /// Keywords that start an action (after `step name =`).
 const ACTION_KEYWORDS: &[&str] = &["ask", "map", "when", "route", "review", "approve"];
