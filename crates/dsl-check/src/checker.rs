@@ -248,6 +248,22 @@ impl<'a> Checker<'a> {
         self.suggestion_work <= SUGGESTION_BUDGET
     }
 
+    /// The flow's step names, sorted, as "did you mean" candidates (none once the
+    /// suggestion budget is spent).
+    pub fn step_candidates(&mut self) -> Vec<String> {
+        if !self.can_suggest(self.program.steps.len()) {
+            return Vec::new();
+        }
+        let mut steps: Vec<String> = self
+            .program
+            .steps
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect();
+        steps.sort_unstable();
+        steps
+    }
+
     /// A tool by key (`mail.send`, or `lookup` for the file's own), own or imported.
     pub fn tool_by_key(&self, key: &str) -> Option<Arc<ToolInfo>> {
         self.own_tools

@@ -62,6 +62,20 @@ pub(crate) fn with_suggestion<'c>(
     }
 }
 
+/// [`with_suggestion`], and when nothing is close enough, the help line `help` instead.
+pub(crate) fn suggest_or_help<'c>(
+    diagnostic: Diagnostic,
+    name: &str,
+    span: Span,
+    candidates: impl IntoIterator<Item = &'c str>,
+    help: impl FnOnce() -> String,
+) -> Diagnostic {
+    match with_suggestion(diagnostic, name, span, candidates) {
+        (diagnostic, true) => diagnostic,
+        (diagnostic, false) => diagnostic.with_help(help()),
+    }
+}
+
 /// A short, comma-separated list of names for help lines (at most 12 shown).
 pub(crate) fn name_list<'n>(names: impl IntoIterator<Item = &'n str>) -> String {
     let names: Vec<&str> = names.into_iter().collect();

@@ -4,7 +4,7 @@
 use dsl_syntax::ast::Ident;
 use dsl_syntax::{Diagnostic, Span};
 
-use super::{name_list, with_suggestion};
+use super::{name_list, suggest_or_help, with_suggestion};
 use crate::checker::Checker;
 use crate::program::{DefSite, SymbolKind};
 use crate::ty::Ty;
@@ -142,34 +142,20 @@ fn unknown<'c>(
 
 /// GX0602: `approve x` / `reject x` for an unknown step.
 pub(crate) fn unknown_step(checker: &mut Checker<'_>, name: &Ident) {
-    let mut steps: Vec<String> = if checker.can_suggest(checker.program.steps.len()) {
-        checker
-            .program
-            .steps
-            .iter()
-            .map(|s| s.name.to_string())
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let mut steps = checker.step_candidates();
     steps.push("all".to_string());
-    steps.sort_unstable();
     let diagnostic = Diagnostic::error(
         "GX0602",
         name.span,
         format!("approval decision for unknown step `{}`", name.name),
     );
-    let (diagnostic, suggested) = with_suggestion(
+    let diagnostic = suggest_or_help(
         diagnostic,
         &name.name,
         name.span,
         steps.iter().map(String::as_str),
+        || "name a step of the flow, or `all`".to_string(),
     );
-    let diagnostic = if suggested {
-        diagnostic
-    } else {
-        diagnostic.with_help("name a step of the flow, or `all`")
-    };
     checker.report(diagnostic);
 }
 
