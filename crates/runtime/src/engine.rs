@@ -249,6 +249,8 @@ pub struct Engine {
     pub(crate) redact_trace: Kinds,
     pub(crate) prices: PriceTable,
     pub(crate) mocks: HashMap<String, dsl_syntax::ast::Expr>,
+    /// The knowledge sources, files read at the start.
+    pub(crate) knowledge: crate::knowledge::Library,
     pub(crate) http: reqwest::Client,
     pub(crate) providers: Mutex<HashMap<String, Arc<dyn crate::providers::ModelProvider>>>,
     pub(crate) progress: Option<ProgressFn>,
@@ -283,6 +285,7 @@ impl Engine {
         if !run.options.sim {
             preflight_keys(&lowered.plan)?;
         }
+        let knowledge = load_knowledge(&lowered.plan, run.pack_path)?;
         let run_id = new_run_id();
         let now = now_ms();
         let record = RunRecord {
@@ -309,7 +312,7 @@ impl Engine {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        let engine = Engine::build(
+        let mut engine = Engine::build(
             run_id,
             lowered.plan,
             run.options,
@@ -321,6 +324,7 @@ impl Engine {
             0,
             cancel,
         );
+        engine.knowledge = knowledge;
         engine
             .audit("run_started", None, format!("pack {}", record.pack_name))
             .await;
@@ -361,6 +365,7 @@ impl Engine {
         if !options.sim {
             preflight_keys(&lowered.plan)?;
         }
+        let knowledge = load_knowledge(&lowered.plan, &pack_path)?;
         let inputs: Map<String, Value> = serde_json::from_str(&record.inputs_json)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let prior: HashMap<String, StepRecord> = store
@@ -381,7 +386,7 @@ impl Engine {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        let engine = Engine::build(
+        let mut engine = Engine::build(
             record.id.clone(),
             lowered.plan,
             options,
@@ -393,6 +398,7 @@ impl Engine {
             seq,
             cancel,
         );
+        engine.knowledge = knowledge;
         {
             let mut budget = engine.budget.lock().unwrap_or_else(|e| e.into_inner());
             for step in engine.prior.values() {
@@ -460,6 +466,7 @@ impl Engine {
             redact_trace,
             prices,
             mocks,
+            knowledge: crate::knowledge::Library::default(),
             http: reqwest::Client::new(),
             providers: Mutex::new(HashMap::new()),
             progress: None,
@@ -691,6 +698,13 @@ fn resolve_inputs(
         }
     }
     Ok(inputs)
+}
+
+/// Reads the pack's knowledge files (relative to the pack): a missing or oversized source
+/// fails the run before it starts.
+fn load_knowledge(plan: &Plan, pack_path: &Path) -> Result<crate::knowledge::Library, EngineError> {
+    let dir = pack_path.parent().unwrap_or(Path::new(""));
+    crate::knowledge::Library::load(plan, dir).map_err(|e| EngineError::Usage(e.to_string()))
 }
 
 /// The environment variables a real run needs: each model's key (and the secrets of tool

@@ -3,11 +3,13 @@
 //! traces.
 //!
 //! The pieces: [`eval`] evaluates expressions over JSON values, [`sim`] makes simulated
-//! model answers, [`store`] is the durable blackboard (SQLite or PostgreSQL), [`engine`]
+//! model answers, [`knowledge`] reads the documents an `ask` is grounded in and checks its
+//! citations, [`store`] is the durable blackboard (SQLite or PostgreSQL), [`engine`]
 //! schedules nodes and records every attempt, [`report`] and [`trace`] read runs back.
 
 pub mod engine;
 pub mod eval;
+pub mod knowledge;
 pub mod providers;
 pub mod redact;
 pub mod report;

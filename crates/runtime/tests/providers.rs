@@ -1142,3 +1142,298 @@ proptest! {
         prop_assert_eq!(parsed, Ok(expected));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Whole runs (no `--sim`) whose models are the local server: knowledge in the prompt,
+// citations checked against it.
+
+/// A folder holding a pack and its files, with a SQLite store; removed when dropped.
+struct PackDir {
+    dir: PathBuf,
+}
+
+impl PackDir {
+    fn new(name: &str, files: &[(&str, &str)]) -> PackDir {
+        let dir = std::env::temp_dir().join(format!("galaxy-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for (path, text) in files {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        }
+        PackDir { dir }
+    }
+
+    /// Starts a run of `source` (written as `pack.gx`) and runs it to its end.
+    async fn run(
+        &self,
+        source: &str,
+        sim: bool,
+    ) -> Result<(runtime::RunStatus, runtime::report::RunReport), String> {
+        use runtime::engine::{Engine, NewRun, RunOptions};
+        let pack_path = self.dir.join("pack.gx");
+        std::fs::write(&pack_path, source).expect("write the pack");
+        let store = runtime::Store::open_sqlite_file(&self.dir.join("galaxy.db"))
+            .await
+            .expect("store");
+        let (_cancel, receiver) = tokio::sync::watch::channel(false);
+        let new_run = NewRun {
+            source,
+            pack_path: &pack_path,
+            inputs: Vec::new(),
+            input_json: None,
+            options: RunOptions {
+                sim,
+                ..RunOptions::default()
+            },
+        };
+        let engine = Engine::start(Some(store.clone()), new_run, receiver)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = engine.execute().await.expect("runs");
+        let report = runtime::report::RunReport::load(&store, engine.run_id())
+            .await
+            .expect("report");
+        store.close().await;
+        Ok((status, report))
+    }
+}
+
+impl Drop for PackDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A pack whose agent answers from `knowledge` through an OpenAI-compatible server.
+fn grounded_pack(base_url: &str, knowledge: &str) -> String {
+    format!(
+        r#"pack grounded {{
+  language "0.1"
+  type Answer {{
+    reply: String
+  }}
+  model local = openai_compatible("tiny", base_url: "{base_url}") {{
+    retry: 2
+    backoff: 1ms
+  }}
+  knowledge kb = {knowledge}
+  agent helper {{
+    model: local
+    knowledge: [kb]
+  }}
+  flow {{
+    step answer = ask helper -> Answer {{
+      prompt: "How long do refunds take?"
+    }}
+  }}
+  policy {{
+    egress allow ["127.0.0.1"]
+  }}
+}}
+"#
+    )
+}
+
+/// An OpenAI chat completion whose content is `answer` as JSON.
+fn completion_of(answer: &Value) -> Reply {
+    let body = json!({
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "tiny",
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": answer.to_string() },
+            "finish_reason": "stop",
+        }],
+        "usage": { "prompt_tokens": 300, "completion_tokens": 20, "total_tokens": 320 },
+    });
+    Reply::json(200, &body.to_string())
+}
+
+const REFUNDS: &str =
+    "# Refunds and double charges\n\nRefunds reach the card in 5 to 10 business days.\n";
+const SSO: &str = "# Admins and SSO\n\nOnly owners can turn on SSO.\n";
+
+fn user_prompt(request: &Recorded) -> String {
+    request.body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knowledge_files_reach_the_prompt_and_citations_name_them() {
+    let server = TestServer::start(vec![
+        // An invented source is an invalid answer: retried.
+        completion_of(&json!({
+            "reply": "5 to 10 days",
+            "citations": [{ "source": "[7]", "title": "x", "url": null, "quote": "5 to 10" }],
+        })),
+        completion_of(&json!({
+            "reply": "5 to 10 business days",
+            "citations": [{
+                "source": "[2]", "title": "whatever", "url": null,
+                "quote": "Refunds reach the card in 5 to 10 business days.",
+            }],
+        })),
+    ])
+    .await;
+    let dir = PackDir::new(
+        "knowledge-files",
+        &[
+            ("knowledge/admins-and-sso.md", SSO),
+            ("knowledge/refunds.md", REFUNDS),
+            ("knowledge/notes.txt", "not matched by the glob"),
+        ],
+    );
+    let source = grounded_pack(&server.url("/v1"), r#"files("knowledge/*.md")"#);
+    let (status, report) = dir.run(&source, false).await.expect("starts");
+    assert_eq!(status, runtime::RunStatus::Succeeded, "{:?}", report.error);
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "the answer citing [7] was retried");
+    let prompt = user_prompt(&requests[0]);
+    assert!(prompt.starts_with("How long do refunds take?"), "{prompt}");
+    assert!(
+        prompt.contains("[1] Admins and SSO (kb: knowledge/admins-and-sso.md)\n# Admins and SSO")
+    );
+    assert!(prompt.contains("[2] Refunds and double charges (kb: knowledge/refunds.md)"));
+    assert!(prompt.contains("Refunds reach the card in 5 to 10 business days."));
+    assert!(!prompt.contains("not matched by the glob"));
+
+    let answer = report
+        .steps
+        .iter()
+        .find(|s| s.id == "answer")
+        .expect("answer");
+    assert_eq!(answer.attempts, 2);
+    assert_eq!(
+        answer.output["citations"],
+        json!([{
+            "source": "kb",
+            "title": "Refunds and double charges",
+            "url": "knowledge/refunds.md",
+            "quote": "Refunds reach the card in 5 to 10 business days.",
+        }])
+    );
+    assert_eq!(report.citations, answer.output["citations"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_mode_cites_the_loaded_files_and_fetches_nothing() {
+    let server = TestServer::start(Vec::new()).await;
+    let dir = PackDir::new(
+        "knowledge-sim",
+        &[
+            ("knowledge/admins-and-sso.md", SSO),
+            ("knowledge/refunds.md", REFUNDS),
+        ],
+    );
+    let source = grounded_pack(&server.url("/v1"), r#"files("knowledge/*.md")"#);
+    let (status, one) = dir.run(&source, true).await.expect("starts");
+    assert_eq!(status, runtime::RunStatus::Succeeded);
+    let (_, two) = dir.run(&source, true).await.expect("starts");
+    let citations = |report: &runtime::report::RunReport| {
+        report
+            .steps
+            .iter()
+            .find(|s| s.id == "answer")
+            .expect("answer")
+            .output["citations"]
+            .clone()
+    };
+    assert_eq!(citations(&one), citations(&two), "deterministic for a seed");
+    let list = citations(&one);
+    let list = list.as_array().expect("citations");
+    assert!(!list.is_empty());
+    for citation in list {
+        let text = match citation["url"].as_str() {
+            Some("knowledge/refunds.md") => REFUNDS,
+            Some("knowledge/admins-and-sso.md") => SSO,
+            other => panic!("cites no loaded file: {other:?}"),
+        };
+        assert_eq!(citation["source"], "kb");
+        assert!(text.contains(citation["quote"].as_str().expect("a quote")));
+    }
+
+    // A URL source in Sim Mode is cited but never fetched.
+    let source = grounded_pack(
+        &server.url("/v1"),
+        &format!(r#"urls(["{}"])"#, server.url("/docs/refunds")),
+    );
+    let (status, report) = dir.run(&source, true).await.expect("starts");
+    assert_eq!(status, runtime::RunStatus::Succeeded);
+    assert!(server.requests().is_empty(), "Sim Mode fetched a URL");
+    assert_eq!(report.citations[0]["url"], server.url("/docs/refunds"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knowledge_urls_are_fetched_through_the_egress_allowlist() {
+    let page = "<html><head><title>Refund policy</title></head><body><p>Refunds take 7 days &amp; no fee.</p></body></html>";
+    let server = TestServer::start(vec![
+        Reply {
+            status: 200,
+            headers: vec![("content-type", "text/html; charset=utf-8".into())],
+            body: page.to_string(),
+            delay: Duration::ZERO,
+        },
+        completion_of(&json!({
+            "reply": "7 days",
+            "citations": [{ "source": "1", "title": "", "url": null, "quote": "Refunds take 7 days" }],
+        })),
+    ])
+    .await;
+    let dir = PackDir::new("knowledge-urls", &[]);
+    let url = server.url("/docs/refunds");
+    let source = grounded_pack(&server.url("/v1"), &format!(r#"urls(["{url}"])"#));
+    let (status, report) = dir.run(&source, false).await.expect("starts");
+    assert_eq!(status, runtime::RunStatus::Succeeded, "{:?}", report.error);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("GET", "/docs/refunds")
+    );
+    let prompt = user_prompt(&requests[1]);
+    assert!(
+        prompt.contains(&format!(
+            "[1] Refund policy (kb: {url})\nRefund policy Refunds take 7 days & no fee."
+        )),
+        "{prompt}"
+    );
+    assert_eq!(report.citations[0]["url"], url);
+    assert_eq!(report.citations[0]["title"], "Refund policy");
+
+    // A host outside the allowlist is never contacted.
+    let blocked = source.replace(
+        r#"egress allow ["127.0.0.1"]"#,
+        r#"egress allow ["localhost"]"#,
+    );
+    let server_requests = server.requests().len();
+    let (status, report) = dir.run(&blocked, false).await.expect("starts");
+    assert_eq!(status, runtime::RunStatus::Failed);
+    let error = report.error.unwrap_or_default();
+    assert!(
+        error.contains("egress to `127.0.0.1` is not allowed"),
+        "{error}"
+    );
+    assert_eq!(server.requests().len(), server_requests);
+}
+
+#[tokio::test]
+async fn missing_knowledge_files_stop_the_run_before_it_starts() {
+    let dir = PackDir::new("knowledge-missing", &[("knowledge/a.md", "# A\n")]);
+    let source = grounded_pack("http://127.0.0.1:9/v1", r#"files("docs/*.md")"#);
+    let error = dir.run(&source, true).await.expect_err("no file matches");
+    assert!(
+        error.contains("knowledge `kb`: files(\"docs/*.md\") matches no file under"),
+        "{error}"
+    );
+    let source = grounded_pack("http://127.0.0.1:9/v1", r#"files("knowledge/missing.md")"#);
+    let error = dir.run(&source, false).await.expect_err("a missing file");
+    assert!(error.contains("matches no file"), "{error}");
+}

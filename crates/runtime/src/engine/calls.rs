@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use super::graph::{Blocker, Ctx, NodeResult};
 use super::{Engine, Progress, now_ms};
 use crate::eval::{self, Scope};
+use crate::knowledge::{self, Sources};
 use crate::providers::{ChatMessage, CompletionRequest, ProviderError, Usage};
 use crate::redact::redact_text;
 use crate::sim::{Generator, Rng};
@@ -123,6 +124,22 @@ fn duration_prop(props: &[(String, Expr)], key: &str) -> Option<u64> {
 async fn sim_sleep(ms: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
     tokio::time::sleep_until(deadline - Duration::from_micros(500)).await;
+}
+
+/// Whether an answer of type `ty` carries `citations` (a cited record, or a list or
+/// optional of one).
+fn carries_citations(ty: &Ty, types: &[Arc<dsl_check::program::TypeInfo>]) -> bool {
+    match ty {
+        Ty::Optional(inner) | Ty::List(inner) => carries_citations(inner, types),
+        Ty::Named(named) => {
+            named.cited
+                && types
+                    .iter()
+                    .find(|t| t.module == named.module && t.name == named.name)
+                    .is_none_or(|t| t.alias.is_none())
+        }
+        _ => false,
+    }
 }
 
 /// Exponential backoff with jitter for attempt `n` (1-based).
@@ -354,10 +371,10 @@ impl Engine {
 
     /// The worst-case money and tokens of a node, and whether it is a tool call.
     fn estimate(&self, node: &Node) -> (f64, u64, bool) {
-        let model = match &node.kind {
+        let (model, target, cite) = match &node.kind {
             NodeKind::Tool { .. } => return (0.0, 0, true),
-            NodeKind::Ask { target, .. } => self.model_of(target),
-            NodeKind::Route { router, .. } => self.model_of(router),
+            NodeKind::Ask { target, cite, .. } => (self.model_of(target), target, cite),
+            NodeKind::Route { router, cite, .. } => (self.model_of(router), router, cite),
             _ => return (0.0, 0, false),
         };
         let Some(model) = model else {
@@ -366,7 +383,14 @@ impl Engine {
         let max_tokens = const_eval(prop(&model.props, "max_tokens"))
             .and_then(|v| v.as_u64())
             .unwrap_or(1000);
-        let prompt_tokens = 1000;
+        // The documents a call sends count too (about four bytes a token).
+        let knowledge_bytes = if cite.is_empty() {
+            let agent = self.plan.agents.iter().find(|a| &a.name == target);
+            agent.map_or(0, |a| self.knowledge.bytes(&a.knowledge))
+        } else {
+            self.knowledge.bytes(cite)
+        };
+        let prompt_tokens = 1000 + knowledge_bytes as u64 / 4;
         let usage = Usage {
             input_tokens: prompt_tokens,
             output_tokens: max_tokens,
@@ -716,12 +740,25 @@ impl Engine {
         } else {
             cite.to_vec()
         };
-        let detail = serde_json::json!({
+        let sources = self.sources_for(&cite).await?;
+        let mut detail = serde_json::json!({
             "target": target,
             "prompt": prompt,
             "cite": cite,
             "span": [node.span.start, node.span.end],
         });
+        if !sources.is_empty()
+            && let Value::Object(map) = &mut detail
+        {
+            map.insert("sources".into(), sources.summary());
+        }
+        // The model sees the numbered sources after the prompt (redacted like the prompt).
+        let prompt = if sources.is_empty() {
+            prompt
+        } else {
+            let section = sources.prompt_section(carries_citations(ty, &self.plan.types));
+            format!("{prompt}{}", redact_text(&section, self.redact_model))
+        };
         let permit_model = self.model_semaphore(&model.provider);
         let _global = self.global_limit.acquire().await;
         let _model = permit_model.acquire().await;
@@ -741,16 +778,9 @@ impl Engine {
                         && named.cited
                         && !map.contains_key("citations")
                     {
-                        let generator = Generator {
-                            types: &self.plan.types,
-                            cite: &cite,
-                        };
-                        map.insert(
-                            "citations".into(),
-                            Value::Array(
-                                generator.citations(&mut Rng::new(self.options.seed, key)),
-                            ),
-                        );
+                        let citations =
+                            sources.sim_citations(&mut Rng::new(self.options.seed, key));
+                        map.insert("citations".into(), Value::Array(citations));
                     }
                     value
                 }
@@ -759,7 +789,14 @@ impl Engine {
                         types: &self.plan.types,
                         cite: &cite,
                     };
-                    generator.value(ty, "answer", &mut Rng::new(self.options.seed, key), 0)
+                    let mut value =
+                        generator.value(ty, "answer", &mut Rng::new(self.options.seed, key), 0);
+                    if !cite.is_empty() {
+                        // Cite the documents really loaded, deterministically.
+                        let mut rng = Rng::new(self.options.seed, &format!("{key}#citations"));
+                        sources.simulate_citations(&mut value, &mut rng);
+                    }
+                    value
                 }
             };
             let usage = Usage {
@@ -814,9 +851,13 @@ impl Engine {
                     Err(_) => Err(Failure::new("timeout", "the model call timed out")),
                 };
                 let result = result.and_then(|completion| {
-                    crate::providers::parse_output(&completion.text, ty, &*self.plan)
-                        .map(|value| (completion, value))
-                        .map_err(Failure::from)
+                    let mut value =
+                        crate::providers::parse_output(&completion.text, ty, &*self.plan)
+                            .map_err(Failure::from)?;
+                    sources
+                        .resolve_citations(&mut value)
+                        .map_err(|e| Failure::new("invalid_output", e.to_string()))?;
+                    Ok((completion, value))
                 });
                 match result {
                     Ok((completion, value)) => {
@@ -907,6 +948,105 @@ impl Engine {
         )?;
         cache.insert(cache_key, Arc::clone(&client));
         Ok(client)
+    }
+
+    /// The numbered sources of a call citing `names`: files read at the start, URLs fetched
+    /// through the egress allowlist (once per run; Sim Mode checks the allowlist but does not
+    /// fetch).
+    async fn sources_for(&self, names: &[String]) -> Result<Sources, Failure> {
+        let needed = self.knowledge.needed(names);
+        let mut documents = needed.documents;
+        for (source, url) in needed.urls {
+            let parsed = reqwest::Url::parse(&url).map_err(|e| {
+                Failure::new(
+                    "permanent",
+                    format!("knowledge `{source}`: bad URL `{url}`: {e}"),
+                )
+            })?;
+            let host = parsed.host_str().unwrap_or_default().to_string();
+            if !self.plan.policy.allows_host(&host) {
+                return Err(Failure::new(
+                    "policy",
+                    format!(
+                        "egress to `{host}` is not allowed by the policy (knowledge `{source}`: {url})"
+                    ),
+                ));
+            }
+            if self.options.sim {
+                documents.push(Arc::new(knowledge::unfetched_document(&source, &url)));
+            } else if let Some(document) = self.knowledge.fetched(&url) {
+                documents.push(document);
+            } else {
+                let document = self.fetch_document(&source, &url, parsed).await?;
+                documents.push(self.knowledge.remember(document));
+            }
+        }
+        let total: usize = documents.iter().map(|d| d.text.len()).sum();
+        if total > knowledge::MAX_CALL_BYTES {
+            return Err(Failure::new(
+                "permanent",
+                format!(
+                    "the knowledge of this call holds {} KiB of text, more than the {} KiB one call may send; cite fewer sources",
+                    total / 1024,
+                    knowledge::MAX_CALL_BYTES / 1024
+                ),
+            ));
+        }
+        Ok(Sources { documents })
+    }
+
+    /// Fetches one knowledge URL (its host already allowed), reading at most
+    /// [`knowledge::MAX_FETCH_BYTES`].
+    async fn fetch_document(
+        &self,
+        source: &str,
+        url: &str,
+        parsed: reqwest::Url,
+    ) -> Result<knowledge::Document, Failure> {
+        let what = format!("knowledge `{source}`: {url}");
+        let mut response = self
+            .http
+            .get(parsed)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    Failure::new("timeout", format!("{what}: the request timed out"))
+                } else {
+                    Failure::new("transient", format!("{what}: request failed: {e}"))
+                }
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let class = if status.as_u16() == 429 {
+                "rate_limited"
+            } else if status.is_server_error() {
+                "transient"
+            } else {
+                "permanent"
+            };
+            return Err(Failure::new(class, format!("{what}: HTTP {status}")));
+        }
+        let html = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("html"));
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Failure::new("transient", format!("{what}: {e}")))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() >= knowledge::MAX_FETCH_BYTES {
+                body.truncate(knowledge::MAX_FETCH_BYTES);
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&body);
+        Ok(knowledge::fetched_document(source, url, &text, html))
     }
 
     /// Calls a tool: egress check, effect record (idempotency key) before an effect is sent,
