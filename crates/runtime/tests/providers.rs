@@ -1437,3 +1437,55 @@ async fn missing_knowledge_files_stop_the_run_before_it_starts() {
     let error = dir.run(&source, false).await.expect_err("a missing file");
     assert!(error.contains("matches no file"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_with_different_keys_send_their_own_key() {
+    // Names only this test uses: no other test reads or writes them.
+    // SAFETY: set before the run starts, never changed while any thread reads them.
+    unsafe {
+        std::env::set_var("GALAXY_TEST_KEY_ALPHA", "key-alpha");
+        std::env::set_var("GALAXY_TEST_KEY_BETA", "key-beta");
+    }
+    let answer = |reply: &str| completion_of(&json!({ "reply": reply, "citations": [] }));
+    let server = TestServer::start(vec![answer("one"), answer("two")]).await;
+    let base = server.url("/v1");
+    let source = format!(
+        r#"pack two_keys {{
+  language "0.1"
+  type Answer {{
+    reply: String
+  }}
+  model alpha = openai_compatible("model-alpha", base_url: "{base}") {{
+    api_key: secret("GALAXY_TEST_KEY_ALPHA")
+  }}
+  model beta = openai_compatible("model-beta", base_url: "{base}") {{
+    api_key: secret("GALAXY_TEST_KEY_BETA")
+  }}
+  flow {{
+    step first = ask alpha -> Answer {{
+      prompt: "one"
+    }}
+    step second = ask beta -> Answer {{
+      prompt: "two {{first.reply}}"
+    }}
+  }}
+}}
+"#
+    );
+    let dir = PackDir::new("two-keys", &[]);
+    let (status, report) = dir.run(&source, false).await.expect("starts");
+    assert_eq!(status, runtime::RunStatus::Succeeded, "{:?}", report.error);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        let expected = match request.body["model"].as_str() {
+            Some("model-alpha") => "Bearer key-alpha",
+            Some("model-beta") => "Bearer key-beta",
+            other => panic!("unexpected model {other:?}"),
+        };
+        assert_eq!(request.header("authorization"), Some(expected));
+    }
+    // The keys are in no stored record.
+    let shown = serde_json::to_string(&report).expect("JSON");
+    assert!(!shown.contains("key-alpha") && !shown.contains("key-beta"));
+}

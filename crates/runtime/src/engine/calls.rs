@@ -922,15 +922,6 @@ impl Engine {
         &self,
         provider: &ProviderRef,
     ) -> Result<Arc<dyn crate::providers::ModelProvider>, ProviderError> {
-        let cache_key = format!(
-            "{}|{}",
-            provider.provider,
-            provider.base_url.clone().unwrap_or_default()
-        );
-        let mut cache = self.providers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = cache.get(&cache_key) {
-            return Ok(Arc::clone(client));
-        }
         let var = provider
             .api_key_secret
             .clone()
@@ -939,6 +930,18 @@ impl Engine {
                 "anthropic" => Some("ANTHROPIC_API_KEY".into()),
                 _ => None,
             });
+        // One client per provider, endpoint and credential: models keyed by different
+        // secrets never share a client. The key holds the secret's name, not its value.
+        let cache_key = format!(
+            "{}|{}|{}",
+            provider.provider,
+            provider.base_url.clone().unwrap_or_default(),
+            var.as_deref().unwrap_or_default()
+        );
+        let mut cache = self.providers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = cache.get(&cache_key) {
+            return Ok(Arc::clone(client));
+        }
         let key = var.and_then(|v| std::env::var(v).ok());
         let client = crate::providers::build_provider(
             &provider.provider,
