@@ -382,6 +382,9 @@ impl Engine {
             .map(|a| (a.key.clone(), a))
             .collect();
         let seq = store.next_audit_seq(&record.id).await?;
+        // The wall time of earlier invocations counts against the time budget.
+        let step_ends: Vec<i64> = prior.values().map(|s| s.ended_at).collect();
+        let time_used_ms = budget::elapsed_before(&store.audit(&record.id).await?, &step_ends);
         let base_dir = pack_path
             .parent()
             .map(Path::to_path_buf)
@@ -401,6 +404,7 @@ impl Engine {
         engine.knowledge = knowledge;
         {
             let mut budget = engine.budget.lock().unwrap_or_else(|e| e.into_inner());
+            budget.time_used_ms = time_used_ms;
             for step in engine.prior.values() {
                 budget.add_used(step.input_tokens + step.output_tokens, step.cost);
                 if graph::is_call_node(&engine.plan.graph, &step.node) {

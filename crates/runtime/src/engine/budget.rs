@@ -1,7 +1,12 @@
 //! Budgets: tokens, money, wall time and tool calls. A call reserves its worst case before
 //! it starts and settles the real usage after, so concurrent calls cannot overshoot.
+//!
+//! Every budget holds across resumes: usage of earlier invocations is counted from the
+//! store, wall time from the audit log ([`elapsed_before`]).
 
 use dsl_check::policy::PolicyInfo;
+
+use crate::store::AuditRecord;
 use serde::{Deserialize, Serialize};
 
 /// Budget limits given on the command line (they override the pack's, e.g. to raise one).
@@ -13,7 +18,7 @@ pub struct BudgetOverrides {
     pub tokens: Option<u64>,
     /// Tool calls per run.
     pub calls: Option<u64>,
-    /// Wall time per run invocation, in milliseconds.
+    /// Wall time per run (all its invocations together), in milliseconds.
     pub time_ms: Option<u64>,
 }
 
@@ -76,6 +81,8 @@ pub struct Budget {
     pub tokens_used: u64,
     /// Calls made.
     pub calls_used: u64,
+    /// Wall time spent by earlier invocations of the run (ms).
+    pub time_used_ms: u64,
     money_reserved: f64,
     tokens_reserved: u64,
 }
@@ -134,12 +141,14 @@ impl Budget {
         is_call: bool,
         elapsed_ms: u64,
     ) -> Result<Reservation, String> {
+        let elapsed_ms = elapsed_ms.saturating_add(self.time_used_ms);
         if let Some(limit) = self.time_ms
             && elapsed_ms >= limit
         {
             return Err(format!(
-                "time budget of {} exhausted",
-                crate::eval::format_duration(limit)
+                "time budget of {} exhausted ({} used)",
+                crate::eval::format_duration(limit),
+                crate::eval::format_duration(elapsed_ms)
             ));
         }
         if let Some(limit) = self.calls
@@ -191,9 +200,85 @@ impl Budget {
     }
 }
 
+/// The wall time (ms) the earlier invocations of a run took, from its audit log: each
+/// `run_started` / `run_resumed` to the `run_<status>` that ended it. An invocation that
+/// crashed has no end event: it counts until the last thing it recorded (an audit event or
+/// the end of a step, `step_ends`). Time between invocations (waiting for an approval, a
+/// raised budget) does not count.
+pub fn elapsed_before(audit: &[AuditRecord], step_ends: &[i64]) -> u64 {
+    let starts: Vec<i64> = audit
+        .iter()
+        .filter(|e| e.kind == "run_started" || e.kind == "run_resumed")
+        .map(|e| e.at)
+        .collect();
+    let mut total: i64 = 0;
+    for (i, &start) in starts.iter().enumerate() {
+        let next = starts.get(i + 1).copied().unwrap_or(i64::MAX);
+        let within = |at: i64| at >= start && at < next;
+        let ended = audit.iter().find(|e| {
+            within(e.at)
+                && e.kind.starts_with("run_")
+                && e.kind != "run_started"
+                && e.kind != "run_resumed"
+        });
+        let end = match ended {
+            Some(event) => event.at,
+            None => audit
+                .iter()
+                .map(|e| e.at)
+                .chain(step_ends.iter().copied())
+                .filter(|&at| within(at))
+                .max()
+                .unwrap_or(start),
+        };
+        total += (end - start).max(0);
+    }
+    total.max(0) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(at: i64, kind: &str) -> AuditRecord {
+        AuditRecord {
+            seq: at,
+            at,
+            kind: kind.to_string(),
+            step_key: None,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn elapsed_time_sums_invocations_and_skips_the_gaps() {
+        let audit = [
+            event(1_000, "run_started"),
+            event(1_400, "approval_requested"),
+            event(1_500, "run_waiting_approval"),
+            // An hour waiting for a person does not count.
+            event(3_601_500, "approval_approved"),
+            event(3_602_000, "run_resumed"),
+            // Killed: the last thing it recorded is a step that ended at 3_602_700.
+            event(3_700_000, "run_resumed"),
+            event(3_700_100, "run_succeeded"),
+        ];
+        let step_ends = [1_200, 3_602_700];
+        assert_eq!(elapsed_before(&audit, &step_ends), 500 + 700 + 100);
+        assert_eq!(elapsed_before(&[], &[]), 0);
+    }
+
+    #[test]
+    fn earlier_invocations_count_against_the_time_budget() {
+        let mut budget = Budget {
+            time_ms: Some(1_000),
+            time_used_ms: 800,
+            ..Budget::default()
+        };
+        assert!(budget.reserve(0.0, 0, true, 100).is_ok());
+        let error = budget.reserve(0.0, 0, true, 200).expect_err("800 + 200 ms");
+        assert!(error.contains("time budget of 1s exhausted"), "{error}");
+    }
 
     #[test]
     fn reserve_then_settle() {
