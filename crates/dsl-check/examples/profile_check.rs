@@ -1,4 +1,6 @@
 //! Runs only `check` + `lower` repeatedly on one file, for profiling (a development aid).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let Some(path) = std::env::args().nth(1) else {
         return;

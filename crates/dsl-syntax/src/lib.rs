@@ -36,6 +36,14 @@ pub fn parse(source: &str) -> Parse {
     parser::parse(source)
 }
 
+/// The two parsers side by side, for the differential tests: the fast path's tree
+/// (`None` where it gives up) and the reporting grammar's tree and its own errors (not the
+/// lexer's). Not a stable API.
+#[doc(hidden)]
+pub fn parse_both(source: &str) -> (Option<ast::SourceFile>, ast::SourceFile, Vec<Diagnostic>) {
+    parser::parse_both(source)
+}
+
 impl Parse {
     /// Prints the file back from its tokens: always the exact input bytes.
     pub fn print(&self, source: &str) -> String {

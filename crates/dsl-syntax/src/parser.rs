@@ -1,13 +1,18 @@
 //! The parser: significant tokens to the syntax tree, with error recovery (chumsky).
 //!
+//! A clean file is parsed by the hand-written fast path in `fast.rs`, which builds the same
+//! tree without any error bookkeeping; a file it gives up on is parsed by the chumsky grammar
+//! here, the authority on recovery and on every syntax error.
+//!
 //! Trivia never reach chumsky; they stay in the token list of [`crate::Parse`]. Each list
 //! inside a block (items, steps, properties, policy rules, eval statements) recovers on its
 //! own: a broken element is skipped up to the start of the next one, so every independent
 //! mistake is reported in one pass and a broken step never hides the steps after it.
 
+mod fast;
+
 use std::fmt;
 
-use chumsky::error::EmptyErr;
 use chumsky::input::ValueInput;
 use chumsky::prelude::*;
 
@@ -121,9 +126,7 @@ type Extra<E> = extra::Err<E>;
 /// The rich error type of the second, reporting pass.
 type RichError<'t, 's> = Rich<'t, Tok<'s>, SimpleSpan>;
 
-/// Errors the parser can build its own messages into. The first pass over a file uses
-/// chumsky's zero-sized `EmptyErr` (no error bookkeeping at all, so clean files parse at
-/// full speed); only a file that has errors is parsed again with `Rich` errors to report them.
+/// Errors the parser can build its own messages into (with a diagnostic code).
 trait CustomError: Sized {
     fn custom(span: SimpleSpan, code: &str, message: String) -> Self;
 }
@@ -131,12 +134,6 @@ trait CustomError: Sized {
 impl<'t, 's> CustomError for RichError<'t, 's> {
     fn custom(span: SimpleSpan, code: &str, message: String) -> Self {
         Rich::custom(span, format!("{code}{CODE_SEP}{message}"))
-    }
-}
-
-impl CustomError for EmptyErr {
-    fn custom(_: SimpleSpan, _: &str, _: String) -> Self {
-        EmptyErr::default()
     }
 }
 
@@ -168,31 +165,57 @@ fn custom<E: CustomError>(span: SimpleSpan, code: &str, message: impl fmt::Displ
     E::custom(span, code, message.to_string())
 }
 
-pub(crate) fn parse(source: &str) -> Parse {
+/// The significant tokens of `source` (trivia and lexer errors dropped), nesting limited.
+fn significant_tokens<'s>(
+    source: &'s str,
+    tokens: &[lexer::Token],
+    errors: &mut Vec<Diagnostic>,
+) -> (Vec<(Tok<'s>, SimpleSpan)>, Vec<SimpleSpan>) {
+    let mut significant: Vec<(Tok<'_>, SimpleSpan)> = Vec::with_capacity(tokens.len() / 2 + 1);
+    for t in tokens {
+        if t.kind.is_trivia() || t.kind == TokenKind::Error {
+            continue;
+        }
+        let range = t.span.range();
+        significant.push((
+            Tok {
+                kind: t.kind,
+                text: source.get(range.clone()).unwrap_or(""),
+            },
+            SimpleSpan::from(range),
+        ));
+    }
+    let refused = limit_nesting(&mut significant, errors);
+    (significant, refused)
+}
+
+/// See [`crate::parse_both`].
+pub(crate) fn parse_both(source: &str) -> (Option<SourceFile>, SourceFile, Vec<Diagnostic>) {
     let (tokens, mut errors) = lexer::lex(source);
-    let mut significant: Vec<(Tok<'_>, SimpleSpan)> = tokens
-        .iter()
-        .filter(|t| !t.kind.is_trivia() && t.kind != TokenKind::Error)
-        .map(|t| {
-            let range = t.span.range();
-            (
-                Tok {
-                    kind: t.kind,
-                    text: source.get(range.clone()).unwrap_or(""),
-                },
-                SimpleSpan::from(range),
-            )
-        })
-        .collect();
-    let refused = limit_nesting(&mut significant, &mut errors);
+    let (significant, _) = significant_tokens(source, &tokens, &mut errors);
+    let fast = fast::parse(source, &significant);
     let eoi = SimpleSpan::from(source.len()..source.len());
-    // First pass without error bookkeeping; a clean file is done after it.
-    let (fast, fast_errors) = file_parser::<_, EmptyErr>(source)
+    let (file, parse_errors) = file_parser::<_, RichError<'_, '_>>(source)
         .parse(significant[..].split_token_span(eoi))
         .into_output_errors();
-    let (file, parse_errors) = match fast {
-        Some(file) if fast_errors.is_empty() => (Some(file), Vec::new()),
-        _ => file_parser::<_, RichError<'_, '_>>(source)
+    let file = file.unwrap_or(SourceFile {
+        kind: None,
+        name: None,
+        items: Vec::new(),
+        span: Span::new(0, source.len()),
+    });
+    (fast, file, parse_errors.iter().map(to_diagnostic).collect())
+}
+
+pub(crate) fn parse(source: &str) -> Parse {
+    let (tokens, mut errors) = lexer::lex(source);
+    let (significant, refused) = significant_tokens(source, &tokens, &mut errors);
+    let eoi = SimpleSpan::from(source.len()..source.len());
+    // A clean file is parsed once, by the hand-written fast path; a file it gives up on is
+    // parsed by the chumsky grammar, which recovers and reports every error.
+    let (file, parse_errors) = match fast::parse(source, &significant) {
+        Some(file) => (Some(file), Vec::new()),
+        None => file_parser::<_, RichError<'_, '_>>(source)
             .parse(significant[..].split_token_span(eoi))
             .into_output_errors(),
     };
@@ -592,68 +615,89 @@ fn string_lit<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>(
         .then(select! { Tok { kind: TokenKind::StrClose, .. } = e => e.span() })
         .validate(
             move |(((quote, open_span), parts), close_span), e, emitter| {
-                let multiline = quote.len() == 3;
-                let body_start = open_span.end;
-                let removals = if multiline {
-                    source
-                        .get(body_start..close_span.start)
-                        .map(strings::text_block_removals)
-                        .unwrap_or_default()
-                } else {
-                    Vec::new()
-                };
-                let mut out = Vec::with_capacity(parts.len());
-                for part in parts {
-                    match part {
-                        RawPart::Hole(expr) => out.push(StrPart::Hole(expr)),
-                        RawPart::Text(span) => {
-                            let mut text = String::with_capacity(span.end - span.start);
-                            let mut unescape_piece = |from: usize, to: usize| {
-                                let raw = source.get(from..to).unwrap_or("");
-                                if !raw.contains('\\') {
-                                    text.push_str(raw);
-                                    return;
-                                }
-                                for bad in strings::unescape(raw, &mut text) {
-                                    let at = from + bad;
-                                    let escape: String =
-                                        source.get(at..).unwrap_or("").chars().take(2).collect();
-                                    emitter.emit(custom(
-                                        SimpleSpan::from(at..at + escape.len()),
-                                        "GX0005",
-                                        format!("unknown escape `{escape}`"),
-                                    ));
-                                }
-                            };
-                            let mut cursor = span.start;
-                            for &(from, to) in &removals {
-                                let (from, to) = (from + body_start, to + body_start);
-                                if to <= span.start || from >= span.end {
-                                    continue;
-                                }
-                                if from > cursor {
-                                    unescape_piece(cursor, from);
-                                }
-                                cursor = cursor.max(to);
-                            }
-                            if cursor < span.end {
-                                unescape_piece(cursor, span.end);
-                            }
-                            match out.last_mut() {
-                                Some(StrPart::Text(previous)) => previous.push_str(&text),
-                                _ => out.push(StrPart::Text(text)),
-                            }
-                        }
-                    }
-                }
-                StringLit {
-                    parts: out,
-                    multiline,
-                    span: sp(e.span()),
-                }
+                build_string(
+                    source,
+                    quote,
+                    open_span,
+                    parts,
+                    close_span,
+                    e.span(),
+                    |span, message| emitter.emit(custom(span, "GX0005", message)),
+                )
             },
         )
         .labelled("a string")
+}
+
+/// Builds a string literal from its parts: escapes resolved, a text block's common
+/// indentation removed, adjacent text merged. Unknown escapes go to `bad_escape`.
+fn build_string(
+    source: &str,
+    quote: &str,
+    open_span: SimpleSpan,
+    parts: Vec<RawPart>,
+    close_span: SimpleSpan,
+    span: SimpleSpan,
+    mut bad_escape: impl FnMut(SimpleSpan, String),
+) -> StringLit {
+    let multiline = quote.len() == 3;
+    let body_start = open_span.end;
+    let removals = if multiline {
+        source
+            .get(body_start..close_span.start)
+            .map(strings::text_block_removals)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut out = Vec::with_capacity(parts.len());
+    for part in parts {
+        match part {
+            RawPart::Hole(expr) => out.push(StrPart::Hole(expr)),
+            RawPart::Text(span) => {
+                let mut text = String::with_capacity(span.end - span.start);
+                let mut unescape_piece = |from: usize, to: usize| {
+                    let raw = source.get(from..to).unwrap_or("");
+                    if !raw.contains('\\') {
+                        text.push_str(raw);
+                        return;
+                    }
+                    for bad in strings::unescape(raw, &mut text) {
+                        let at = from + bad;
+                        let escape: String =
+                            source.get(at..).unwrap_or("").chars().take(2).collect();
+                        bad_escape(
+                            SimpleSpan::from(at..at + escape.len()),
+                            format!("unknown escape `{escape}`"),
+                        );
+                    }
+                };
+                let mut cursor = span.start;
+                for &(from, to) in &removals {
+                    let (from, to) = (from + body_start, to + body_start);
+                    if to <= span.start || from >= span.end {
+                        continue;
+                    }
+                    if from > cursor {
+                        unescape_piece(cursor, from);
+                    }
+                    cursor = cursor.max(to);
+                }
+                if cursor < span.end {
+                    unescape_piece(cursor, span.end);
+                }
+                match out.last_mut() {
+                    Some(StrPart::Text(previous)) => previous.push_str(&text),
+                    _ => out.push(StrPart::Text(text)),
+                }
+            }
+        }
+    }
+    StringLit {
+        parts: out,
+        multiline,
+        span: sp(span),
+    }
 }
 
 fn number_value(text: &str) -> Option<f64> {
@@ -669,61 +713,63 @@ fn literal<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>()
         Tok { kind: TokenKind::Money, text } => (TokenKind::Money, text),
     }
     .validate(|(kind, text): (TokenKind, &str), e, emitter| {
-        let span = e.span();
-        let invalid = |emitter: &mut chumsky::input::Emitter<E>, what: &str| {
+        literal_value(kind, text).unwrap_or_else(|what| {
             emitter.emit(custom(
-                span,
+                e.span(),
                 "GX0005",
                 format!("{what} `{text}` is out of range"),
             ));
             ExprKind::Error
-        };
-        match kind {
-            TokenKind::Int => match text.replace('_', "").parse::<i64>() {
-                Ok(value) => ExprKind::Int(value),
-                Err(_) => invalid(emitter, "integer"),
-            },
-            TokenKind::Float => match number_value(text) {
-                Some(value) if value.is_finite() => ExprKind::Float(value),
-                _ => invalid(emitter, "number"),
-            },
-            TokenKind::Duration => {
-                let digits_end = text
-                    .find(|c: char| !c.is_ascii_digit() && c != '_')
-                    .unwrap_or(text.len());
-                let (digits, unit) = text.split_at(digits_end);
-                let factor: u64 = match unit {
-                    "ms" => 1,
-                    "s" => 1_000,
-                    "m" => 60_000,
-                    "h" => 3_600_000,
-                    _ => 86_400_000,
-                };
-                match digits
-                    .replace('_', "")
-                    .parse::<u64>()
-                    .ok()
-                    .and_then(|n| n.checked_mul(factor))
-                {
-                    Some(ms) => ExprKind::Duration(ms),
-                    None => invalid(emitter, "duration"),
-                }
-            }
-            _ => {
-                let split = text
-                    .find(|c: char| c.is_ascii_alphabetic())
-                    .unwrap_or(text.len());
-                let (amount, currency) = text.split_at(split);
-                match number_value(amount.trim_end()) {
-                    Some(amount) if amount.is_finite() => ExprKind::Money {
-                        amount,
-                        currency: currency.to_ascii_lowercase(),
-                    },
-                    _ => invalid(emitter, "amount"),
-                }
+        })
+    })
+}
+
+/// The value of a number, duration or money token; `Err` names what is out of range.
+fn literal_value(kind: TokenKind, text: &str) -> Result<ExprKind, &'static str> {
+    match kind {
+        TokenKind::Int => text
+            .replace('_', "")
+            .parse::<i64>()
+            .map(ExprKind::Int)
+            .map_err(|_| "integer"),
+        TokenKind::Float => match number_value(text) {
+            Some(value) if value.is_finite() => Ok(ExprKind::Float(value)),
+            _ => Err("number"),
+        },
+        TokenKind::Duration => {
+            let digits_end = text
+                .find(|c: char| !c.is_ascii_digit() && c != '_')
+                .unwrap_or(text.len());
+            let (digits, unit) = text.split_at(digits_end);
+            let factor: u64 = match unit {
+                "ms" => 1,
+                "s" => 1_000,
+                "m" => 60_000,
+                "h" => 3_600_000,
+                _ => 86_400_000,
+            };
+            digits
+                .replace('_', "")
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| n.checked_mul(factor))
+                .map(ExprKind::Duration)
+                .ok_or("duration")
+        }
+        _ => {
+            let split = text
+                .find(|c: char| c.is_ascii_alphabetic())
+                .unwrap_or(text.len());
+            let (amount, currency) = text.split_at(split);
+            match number_value(amount.trim_end()) {
+                Some(amount) if amount.is_finite() => Ok(ExprKind::Money {
+                    amount,
+                    currency: currency.to_ascii_lowercase(),
+                }),
+                _ => Err("amount"),
             }
         }
-    })
+    }
 }
 
 fn prop_key<'t, 's: 't, I: TokInput<'t, 's>, E: PErr<'t, 's, I>>()
