@@ -1,7 +1,9 @@
 //! Sim Mode's model: deterministic values of a declared type, from a seed and the step key.
 //!
 //! The same `--seed` and the same step always give the same value, so a simulated run can
-//! be replayed, compared and resumed.
+//! be replayed, compared and resumed. [`clock`] makes simulated latency precise.
+
+pub mod clock;
 
 use std::sync::Arc;
 

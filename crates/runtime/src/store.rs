@@ -278,28 +278,255 @@ macro_rules! upsert_step {
     }};
 }
 
-/// Inserts one attempt row inside a transaction.
-macro_rules! insert_attempt {
-    ($tx:ident, $run_id:expr, $attempt:expr) => {{
-        let attempt = $attempt;
-        sqlx::query(
-            "INSERT INTO attempts (run_id, step_key, attempt, status, started_at, ended_at, input_tokens, output_tokens, cost, model, error, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (run_id, step_key, attempt) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost = excluded.cost, model = excluded.model, error = excluded.error, detail_json = excluded.detail_json",
-        )
-        .bind($run_id)
-        .bind(&attempt.key)
-        .bind(attempt.attempt)
-        .bind(&attempt.status)
-        .bind(attempt.started_at)
-        .bind(attempt.ended_at)
-        .bind(attempt.input_tokens)
-        .bind(attempt.output_tokens)
-        .bind(attempt.cost)
-        .bind(&attempt.model)
-        .bind(&attempt.error)
-        .bind(&attempt.detail_json)
-        .execute(&mut *$tx)
-        .await?;
+/// One connection of a [`Store`], held by the engine's writer.
+#[derive(Debug)]
+pub enum StoreConnection {
+    /// Embedded SQLite.
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    /// PostgreSQL.
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+/// The largest multi-row statement, in rows: 14 columns a row stays far below SQLite's
+/// 32,766 and PostgreSQL's 65,535 bound parameters.
+const ROWS_PER_STATEMENT: [usize; 4] = [256, 32, 4, 1];
+
+/// Splits `n` rows into statements of the sizes in [`ROWS_PER_STATEMENT`], largest first:
+/// few statement shapes, so each is prepared once per connection and reused.
+fn statement_sizes(mut n: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    for size in ROWS_PER_STATEMENT {
+        while n >= size {
+            sizes.push(size);
+            n -= size;
+        }
+    }
+    sizes
+}
+
+/// The rows of one batch, gathered per table so each table gets multi-row statements: a
+/// wave of 1,000 finished steps is a handful of statements, not 1,000 round trips. Where a
+/// batch writes one key twice, the later row wins, as it would row by row.
+#[derive(Default)]
+struct Rows<'w> {
+    steps: Vec<&'w StepRecord>,
+    attempts: Vec<&'w AttemptRecord>,
+    audit: Vec<&'w AuditRecord>,
+    others: Vec<&'w Write>,
+}
+
+impl<'w> Rows<'w> {
+    fn gather(writes: &'w [Write]) -> Rows<'w> {
+        let mut rows = Rows::default();
+        let mut step_at: std::collections::HashMap<&str, usize> = Default::default();
+        let mut attempt_at: std::collections::HashMap<(&str, i64), usize> = Default::default();
+        let mut add_attempt = |rows: &mut Rows<'w>, attempt: &'w AttemptRecord| match attempt_at
+            .entry((attempt.key.as_str(), attempt.attempt))
+        {
+            std::collections::hash_map::Entry::Occupied(at) => {
+                rows.attempts[*at.get()] = attempt;
+            }
+            std::collections::hash_map::Entry::Vacant(at) => {
+                at.insert(rows.attempts.len());
+                rows.attempts.push(attempt);
+            }
+        };
+        for write in writes {
+            match write {
+                Write::Step(step, attempts) => {
+                    match step_at.entry(step.key.as_str()) {
+                        std::collections::hash_map::Entry::Occupied(at) => {
+                            rows.steps[*at.get()] = step;
+                        }
+                        std::collections::hash_map::Entry::Vacant(at) => {
+                            at.insert(rows.steps.len());
+                            rows.steps.push(step);
+                        }
+                    }
+                    for attempt in attempts {
+                        add_attempt(&mut rows, attempt);
+                    }
+                }
+                Write::Attempt(attempt) => add_attempt(&mut rows, attempt),
+                Write::Audit(event) => rows.audit.push(event),
+                other => rows.others.push(other),
+            }
+        }
+        rows
+    }
+}
+
+const STEP_COLUMNS: &str = "INSERT INTO steps (run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error, model, detail_json) ";
+const STEP_CONFLICT: &str = " ON CONFLICT (run_id, step_key) DO UPDATE SET node = excluded.node, status = excluded.status, attempts = excluded.attempts, started_at = excluded.started_at, ended_at = excluded.ended_at, output_json = excluded.output_json, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost = excluded.cost, error = excluded.error, model = excluded.model, detail_json = excluded.detail_json";
+const ATTEMPT_COLUMNS: &str = "INSERT INTO attempts (run_id, step_key, attempt, status, started_at, ended_at, input_tokens, output_tokens, cost, model, error, detail_json) ";
+const ATTEMPT_CONFLICT: &str = " ON CONFLICT (run_id, step_key, attempt) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost = excluded.cost, model = excluded.model, error = excluded.error, detail_json = excluded.detail_json";
+const AUDIT_COLUMNS: &str = "INSERT INTO audit (run_id, seq, at, kind, step_key, detail) ";
+
+/// Writes `rows` of one table with multi-row statements on connection `conn`.
+macro_rules! insert_rows {
+    ($conn:expr, $rows:expr, $columns:expr, $conflict:expr, |$b:ident, $row:ident| $bind:expr) => {{
+        let mut rest = &$rows[..];
+        for size in statement_sizes(rest.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut builder = sqlx::QueryBuilder::new($columns);
+            builder.push_values(chunk, |mut $b, $row| {
+                $bind;
+            });
+            builder.push($conflict);
+            builder
+                .build()
+                .persistent(true)
+                .execute(&mut *$conn)
+                .await?;
+        }
     }};
+}
+
+/// Applies a batch on one connection: a lone step row autocommits, anything else is one
+/// transaction.
+macro_rules! apply_writes {
+    ($conn:expr, $run_id:expr, $writes:expr) => {{
+        let run_id: &str = $run_id;
+        let writes: &[Write] = $writes;
+        // One step row alone (the common case on a chain) is one statement: autocommit,
+        // without a transaction around it.
+        if let [Write::Step(step, attempts)] = writes
+            && attempts.is_empty()
+        {
+            upsert_step!(&mut *$conn, run_id, step);
+            return Ok(());
+        }
+        let rows = Rows::gather(writes);
+        let mut tx = sqlx::Connection::begin(&mut *$conn).await?;
+        insert_rows!(tx, rows.steps, STEP_COLUMNS, STEP_CONFLICT, |b, step| {
+            b.push_bind(run_id)
+                .push_bind(&step.key)
+                .push_bind(&step.node)
+                .push_bind(&step.status)
+                .push_bind(step.attempts)
+                .push_bind(step.started_at)
+                .push_bind(step.ended_at)
+                .push_bind(&step.output_json)
+                .push_bind(step.input_tokens)
+                .push_bind(step.output_tokens)
+                .push_bind(step.cost)
+                .push_bind(&step.error)
+                .push_bind(&step.model)
+                .push_bind(&step.detail_json)
+        });
+        insert_rows!(tx, rows.attempts, ATTEMPT_COLUMNS, ATTEMPT_CONFLICT, |b, attempt| {
+            b.push_bind(run_id)
+                .push_bind(&attempt.key)
+                .push_bind(attempt.attempt)
+                .push_bind(&attempt.status)
+                .push_bind(attempt.started_at)
+                .push_bind(attempt.ended_at)
+                .push_bind(attempt.input_tokens)
+                .push_bind(attempt.output_tokens)
+                .push_bind(attempt.cost)
+                .push_bind(&attempt.model)
+                .push_bind(&attempt.error)
+                .push_bind(&attempt.detail_json)
+        });
+        insert_rows!(tx, rows.audit, AUDIT_COLUMNS, "", |b, event| {
+            b.push_bind(run_id)
+                .push_bind(event.seq)
+                .push_bind(event.at)
+                .push_bind(&event.kind)
+                .push_bind(&event.step_key)
+                .push_bind(&event.detail)
+        });
+        for write in rows.others {
+            match write {
+                Write::Step(..) | Write::Attempt(_) | Write::Audit(_) => {}
+                Write::Approval(approval) => {
+                    sqlx::query("DELETE FROM approvals WHERE run_id = $1 AND step_key = $2")
+                        .bind(run_id)
+                        .bind(&approval.key)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO approvals (run_id, step_key, tool, args_json, args_hash, reason, status, decided_by, note, requested_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    )
+                    .bind(run_id)
+                    .bind(&approval.key)
+                    .bind(&approval.tool)
+                    .bind(&approval.args_json)
+                    .bind(&approval.args_hash)
+                    .bind(&approval.reason)
+                    .bind(&approval.status)
+                    .bind(&approval.decided_by)
+                    .bind(&approval.note)
+                    .bind(approval.requested_at)
+                    .bind(approval.decided_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Write::EffectIssued { key, step_key, tool, at } => {
+                    let updated = sqlx::query(
+                        "UPDATE effects SET times_issued = times_issued + 1, last_issued_at = $1, status = 'issued' WHERE idempotency_key = $2",
+                    )
+                    .bind(*at)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+                    if updated.rows_affected() == 0 {
+                        sqlx::query(
+                            "INSERT INTO effects (idempotency_key, run_id, step_key, tool, times_issued, status, first_issued_at, last_issued_at) VALUES ($1, $2, $3, $4, 1, 'issued', $5, $5)",
+                        )
+                        .bind(key)
+                        .bind(run_id)
+                        .bind(step_key)
+                        .bind(tool)
+                        .bind(*at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                Write::EffectDone { key } => {
+                    sqlx::query("UPDATE effects SET status = 'done' WHERE idempotency_key = $1")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Write::RunStatus { status, outcome, error, result_json, at } => {
+                    sqlx::query(
+                        "UPDATE runs SET status = $1, outcome = $2, error = $3, result_json = COALESCE($4, result_json), updated_at = $5 WHERE id = $6",
+                    )
+                    .bind(status)
+                    .bind(outcome)
+                    .bind(error)
+                    .bind(result_json)
+                    .bind(*at)
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }};
+}
+
+impl StoreConnection {
+    /// Applies a batch of writes in one transaction (one commit), with multi-row statements.
+    pub async fn apply(&mut self, run_id: &str, writes: &[Write]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        match self {
+            StoreConnection::Sqlite(conn) => {
+                let conn: &mut sqlx::SqliteConnection = conn;
+                apply_writes!(conn, run_id, writes)
+            }
+            StoreConnection::Postgres(conn) => {
+                let conn: &mut sqlx::PgConnection = conn;
+                apply_writes!(conn, run_id, writes)
+            }
+        }
+    }
 }
 
 /// Reads a run row.
@@ -461,108 +688,16 @@ impl Store {
         if writes.is_empty() {
             return Ok(());
         }
-        // One step row alone (the common case on a chain) is one statement: autocommit,
-        // without a transaction around it.
-        if let [Write::Step(step, attempts)] = writes
-            && attempts.is_empty()
-        {
-            with_pool!(self, pool => upsert_step!(pool, run_id, step));
-            return Ok(());
-        }
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for write in writes {
-                match write {
-                    Write::Step(step, attempts) => {
-                        upsert_step!(&mut *tx, run_id, step);
-                        for attempt in attempts {
-                            insert_attempt!(tx, run_id, attempt);
-                        }
-                    }
-                    Write::Attempt(attempt) => {
-                        insert_attempt!(tx, run_id, attempt);
-                    }
-                    Write::Audit(event) => {
-                        sqlx::query(
-                            "INSERT INTO audit (run_id, seq, at, kind, step_key, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-                        )
-                        .bind(run_id)
-                        .bind(event.seq)
-                        .bind(event.at)
-                        .bind(&event.kind)
-                        .bind(&event.step_key)
-                        .bind(&event.detail)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    Write::Approval(approval) => {
-                        sqlx::query("DELETE FROM approvals WHERE run_id = $1 AND step_key = $2")
-                            .bind(run_id)
-                            .bind(&approval.key)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(
-                            "INSERT INTO approvals (run_id, step_key, tool, args_json, args_hash, reason, status, decided_by, note, requested_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                        )
-                        .bind(run_id)
-                        .bind(&approval.key)
-                        .bind(&approval.tool)
-                        .bind(&approval.args_json)
-                        .bind(&approval.args_hash)
-                        .bind(&approval.reason)
-                        .bind(&approval.status)
-                        .bind(&approval.decided_by)
-                        .bind(&approval.note)
-                        .bind(approval.requested_at)
-                        .bind(approval.decided_at)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    Write::EffectIssued { key, step_key, tool, at } => {
-                        let updated = sqlx::query(
-                            "UPDATE effects SET times_issued = times_issued + 1, last_issued_at = $1, status = 'issued' WHERE idempotency_key = $2",
-                        )
-                        .bind(*at)
-                        .bind(key)
-                        .execute(&mut *tx)
-                        .await?;
-                        if updated.rows_affected() == 0 {
-                            sqlx::query(
-                                "INSERT INTO effects (idempotency_key, run_id, step_key, tool, times_issued, status, first_issued_at, last_issued_at) VALUES ($1, $2, $3, $4, 1, 'issued', $5, $5)",
-                            )
-                            .bind(key)
-                            .bind(run_id)
-                            .bind(step_key)
-                            .bind(tool)
-                            .bind(*at)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
-                    Write::EffectDone { key } => {
-                        sqlx::query("UPDATE effects SET status = 'done' WHERE idempotency_key = $1")
-                            .bind(key)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    Write::RunStatus { status, outcome, error, result_json, at } => {
-                        sqlx::query(
-                            "UPDATE runs SET status = $1, outcome = $2, error = $3, result_json = COALESCE($4, result_json), updated_at = $5 WHERE id = $6",
-                        )
-                        .bind(status)
-                        .bind(outcome)
-                        .bind(error)
-                        .bind(result_json)
-                        .bind(*at)
-                        .bind(run_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-            }
-            tx.commit().await?;
-        });
-        Ok(())
+        self.connection().await?.apply(run_id, writes).await
+    }
+
+    /// A connection of its own, for a writer that commits many batches in a row (no pool
+    /// round trip per batch).
+    pub async fn connection(&self) -> Result<StoreConnection, StoreError> {
+        Ok(match self {
+            Store::Sqlite(pool) => StoreConnection::Sqlite(pool.acquire().await?),
+            Store::Postgres(pool) => StoreConnection::Postgres(pool.acquire().await?),
+        })
     }
 
     /// The run with id `id` (a unique prefix of an id is accepted).

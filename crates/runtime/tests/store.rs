@@ -252,8 +252,70 @@ async fn engine_on_store(store: &Store) {
     );
 }
 
+/// A wave of finished steps goes in multi-row statements: every row lands, where one batch
+/// writes a key twice the later row wins (as row by row), and a held connection commits
+/// batch after batch.
+async fn big_batches(store: &Store) {
+    let run = "run-batch";
+    let mut writes = Vec::new();
+    // 601 rows: statements of 256, 256, 32, 32, 4 x 6 and 1.
+    for i in 0..601 {
+        let key = format!("s{i}");
+        writes.push(Write::Step(
+            step(&key, &i.to_string()),
+            vec![attempt(&key, 1, "succeeded")],
+        ));
+    }
+    writes.push(Write::Step(
+        step("s7", "\"again\""),
+        vec![attempt("s7", 1, "failed"), attempt("s7", 2, "succeeded")],
+    ));
+    for seq in 0..40 {
+        writes.push(Write::Audit(AuditRecord {
+            seq,
+            at: 100 + seq,
+            kind: "step_done".into(),
+            step_key: Some(format!("s{seq}")),
+            detail: format!("event {seq}"),
+        }));
+    }
+    store.apply(run, &writes).await.expect("one big batch");
+    let steps = store.steps(run).await.expect("steps");
+    assert_eq!(steps.len(), 601);
+    let s7 = steps.iter().find(|s| s.key == "s7").expect("s7");
+    assert_eq!(s7.output_json.as_deref(), Some("\"again\""));
+    let s600 = steps.iter().find(|s| s.key == "s600").expect("s600");
+    assert_eq!(s600.output_json.as_deref(), Some("600"));
+    let attempts = store.attempts(run).await.expect("attempts");
+    assert_eq!(attempts.len(), 602);
+    let s7_attempts: Vec<&str> = attempts
+        .iter()
+        .filter(|a| a.key == "s7")
+        .map(|a| a.status.as_str())
+        .collect();
+    assert_eq!(s7_attempts, ["failed", "succeeded"]);
+    let audit = store.audit(run).await.expect("audit");
+    let seqs: Vec<i64> = audit.iter().map(|a| a.seq).collect();
+    assert_eq!(seqs, (0..40).collect::<Vec<i64>>());
+
+    let mut connection = store.connection().await.expect("a connection");
+    for round in 0..3 {
+        connection
+            .apply(
+                run,
+                &[Write::Step(step("s0", &format!("{round}")), Vec::new())],
+            )
+            .await
+            .expect("a lone row");
+    }
+    let s0 = store.steps(run).await.expect("steps");
+    let s0 = s0.iter().find(|s| s.key == "s0").expect("s0");
+    assert_eq!(s0.output_json.as_deref(), Some("2"));
+}
+
 async fn suite(store: Store) {
     records_round_trip(&store).await;
+    big_batches(&store).await;
     engine_on_store(&store).await;
     store.close().await;
 }

@@ -118,12 +118,9 @@ fn duration_prop(props: &[(String, Expr)], key: &str) -> Option<u64> {
     }
 }
 
-/// Waits a simulated latency of `ms`. Tokio's timer wakes on the first 1 ms tick at or
-/// after a deadline, which lengthens every sleep by up to 1 ms; aiming half a tick early
-/// centres that rounding, so simulated latencies are right on average.
+/// Waits a simulated latency of `ms`, precisely, counted from when the call was issued.
 async fn sim_sleep(ms: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
-    tokio::time::sleep_until(deadline - Duration::from_micros(500)).await;
+    crate::sim::clock::latency(Duration::from_millis(ms)).await;
 }
 
 /// Whether an answer of type `ty` carries `citations` (a cited record, or a list or
@@ -194,7 +191,7 @@ impl Engine {
             };
             match attempt {
                 Some(result) => break result,
-                None => settled.await,
+                None => crate::sim::clock::after_wait(settled).await,
             }
         };
         let reservation = match reservation {
@@ -760,8 +757,8 @@ impl Engine {
             format!("{prompt}{}", redact_text(&section, self.redact_model))
         };
         let permit_model = self.model_semaphore(&model.provider);
-        let _global = self.global_limit.acquire().await;
-        let _model = permit_model.acquire().await;
+        let _global = crate::sim::clock::after_wait(self.global_limit.acquire()).await;
+        let _model = crate::sim::clock::after_wait(permit_model.acquire()).await;
         if self.options.sim {
             let latency =
                 duration_prop(&model.props, "sim_latency").or(self.options.sim_latency_ms);
@@ -1088,7 +1085,7 @@ impl Engine {
                 .await
                 .map_err(|e| Failure::new("permanent", e.to_string()))?;
         }
-        let _global = self.global_limit.acquire().await;
+        let _global = crate::sim::clock::after_wait(self.global_limit.acquire()).await;
         if self.options.sim {
             let latency = info.sim_latency_ms.or(self.options.sim_latency_ms);
             if let Some(ms) = latency.filter(|ms| *ms > 0) {

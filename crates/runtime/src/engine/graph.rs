@@ -234,7 +234,9 @@ impl Engine {
         rejected: bool,
     ) -> BoxFut<'a, (NodeIndex, NodeResult)> {
         let ctx = ctx.clone();
-        Box::pin(async move { (index, self.run_node(node, ctx, rejected).await) })
+        Box::pin(crate::sim::clock::issued(async move {
+            (index, self.run_node(node, ctx, rejected).await)
+        }))
     }
 
     async fn run_node(&self, node: &Node, ctx: Ctx, rejected: bool) -> NodeResult {
