@@ -57,6 +57,8 @@ enum Command {
     },
     /// Run a pack (`--sim` for Sim Mode: no keys, no network)
     Run(run::RunArgs),
+    /// Run a pack's eval cases in Sim Mode with their mocks, inputs and approval decisions
+    Test(run::TestArgs),
     /// Continue an interrupted, crashed, approved or over-budget run
     Resume(run::ResumeArgs),
     /// Approve (or reject) a step waiting for approval
@@ -119,6 +121,7 @@ fn main() -> ExitCode {
         Command::Plan { pack, format } => plan(&pack, format),
         Command::Init { dir } => init(&dir),
         Command::Run(args) => run::run(args),
+        Command::Test(args) => run::test(args),
         Command::Resume(args) => run::resume(args),
         Command::Approve(args) => run::approve(args),
         Command::Runs(args) => run::runs(args),
@@ -320,7 +323,7 @@ fn plan(pack: &Path, format: PlanFormat) -> anyhow::Result<u8> {
         );
         return Ok(EXIT_FAILED);
     }
-    let Some(plan) = dsl_check::lower(&analysis) else {
+    let Some(plan) = analysis.into_plan() else {
         eprintln!("error: {name} is a module, not a pack: it has no plan");
         return Ok(EXIT_FAILED);
     };

@@ -52,6 +52,22 @@ pub struct RunArgs {
     json: bool,
 }
 
+/// `galaxy test`
+#[derive(Args)]
+pub struct TestArgs {
+    /// The pack file
+    pack: PathBuf,
+    /// Only the cases whose name contains this text
+    #[arg(long, value_name = "TEXT")]
+    case: Option<String>,
+    /// Seed of simulated answers (for what the mocks leave open)
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print one JSON result
+    #[arg(long)]
+    json: bool,
+}
+
 /// `galaxy resume`
 #[derive(Args)]
 pub struct ResumeArgs {
@@ -298,6 +314,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         budget: parse_budgets(&args.budgets)?,
         max_concurrency: args.concurrency,
         per_model_concurrency: None,
+        eval: None,
     };
     let rt = tokio_runtime()?;
     rt.block_on(async {
@@ -432,6 +449,79 @@ fn print_summary(report: &RunReport) {
             report.run_id
         );
     }
+}
+
+/// `galaxy test PACK`: every eval case as its own Sim Mode run, on a scratch store (the
+/// project's runs stay as they are). Exit 0 when every case passes, 1 when one fails.
+pub fn test(args: TestArgs) -> anyhow::Result<u8> {
+    let source = std::fs::read_to_string(&args.pack)
+        .with_context(|| format!("cannot read {}", args.pack.display()))?;
+    let scratch =
+        std::env::temp_dir().join(format!("galaxy-test-{}-{}", std::process::id(), now_ms()));
+    let rt = tokio_runtime()?;
+    let outcome = rt.block_on(async {
+        let store = Store::open_sqlite_file(&scratch.join("evals.db"))
+            .await
+            .context("cannot open a scratch store for the eval runs")?;
+        let results =
+            runtime::evals::run_cases(&store, &source, &args.pack, args.seed, args.case.as_deref())
+                .await;
+        store.close().await;
+        anyhow::Ok(results)
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    let results = match outcome? {
+        Ok(results) => results,
+        Err(EngineError::DoesNotCheck) => {
+            let analysis = dsl_check::check(&source, &crate::world_for(&args.pack));
+            crate::render::human(
+                &args.pack.display().to_string(),
+                &source,
+                &analysis.diagnostics,
+                crate::color(),
+                &mut std::io::stderr().lock(),
+            );
+            return Ok(crate::EXIT_FAILED);
+        }
+        Err(EngineError::Usage(message)) => {
+            eprintln!("error: {message}");
+            return Ok(crate::EXIT_USAGE);
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let failed = results.iter().filter(|r| !r.passed).count();
+    if args.json {
+        let json = serde_json::json!({
+            "pack": args.pack.display().to_string(),
+            "passed": results.len() - failed,
+            "failed": failed,
+            "cases": results,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        for result in &results {
+            let mark = if result.passed { "PASS" } else { "FAIL" };
+            println!("{mark}  {}", result.name);
+            for failure in &result.failures {
+                println!("      {failure}");
+            }
+        }
+        match (&args.case, results.is_empty()) {
+            (Some(filter), true) => println!("no eval case matches `{filter}`"),
+            (None, true) => println!("the pack has no eval cases"),
+            _ => println!(
+                "{} case{}: {} passed, {failed} failed",
+                results.len(),
+                if results.len() == 1 { "" } else { "s" },
+                results.len() - failed
+            ),
+        }
+    }
+    Ok(if failed > 0 {
+        crate::EXIT_FAILED
+    } else {
+        crate::EXIT_OK
+    })
 }
 
 /// `galaxy resume RUN`

@@ -332,3 +332,59 @@ fn usage_errors_exit_2() {
     ]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn galaxy_test_runs_every_eval_case_of_the_example_packs() {
+    let sandbox = Sandbox::new("evals");
+    for pack in [
+        "packs/support_ticket_routing/support_ticket_routing.gx",
+        "packs/weekly_kpi_report/weekly_kpi_report.gx",
+    ] {
+        let (code, result) = sandbox.json(&["test", pack, "--json"]);
+        assert_eq!(code, 0, "{pack}: {result:#}");
+        let cases = result["cases"].as_array().expect("cases");
+        assert!(cases.len() >= 2, "{pack}");
+        assert!(cases.iter().all(|c| c["passed"] == true), "{result:#}");
+        assert_eq!(result["failed"], 0);
+    }
+    // The eval runs stay out of the project's runs.
+    let (_, runs) = sandbox.json(&["runs", "--json"]);
+    assert_eq!(runs.as_array().map(Vec::len), Some(0), "{runs:#}");
+}
+
+#[test]
+fn galaxy_test_exits_1_when_a_case_fails() {
+    let sandbox = Sandbox::new("evals-fail");
+    let pack = sandbox.dir.join("failing.gx");
+    let source = std::fs::read_to_string(
+        repo().join("packs/support_ticket_routing/support_ticket_routing.gx"),
+    )
+    .expect("pack")
+    .replace(
+        "mock tickets.search returns file(\"fixtures/billing_ticket.json\")",
+        "mock tickets.search returns { query: \"x\", total: 0, tickets: [] }",
+    );
+    std::fs::write(&pack, source).expect("write");
+    // Fixtures are relative to the pack: give the copy the originals.
+    let fixtures = repo().join("packs/support_ticket_routing/fixtures");
+    let copy = sandbox.dir.join("fixtures");
+    std::fs::create_dir_all(&copy).expect("mkdir");
+    for entry in std::fs::read_dir(&fixtures).expect("fixtures").flatten() {
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).expect("copy");
+    }
+    let knowledge = repo().join("packs/support_ticket_routing/knowledge");
+    let copy = sandbox.dir.join("knowledge");
+    std::fs::create_dir_all(&copy).expect("mkdir");
+    for entry in std::fs::read_dir(&knowledge).expect("knowledge").flatten() {
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).expect("copy");
+    }
+    let pack_arg = pack.display().to_string();
+    let output = sandbox.run(&["test", &pack_arg]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  a duplicate charge goes to billing with an approved reply"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("failed"), "{stdout}");
+}

@@ -47,6 +47,10 @@ pub struct RunOptions {
     pub max_concurrency: Option<usize>,
     /// At most this many calls in flight per model (default 16 for real models).
     pub per_model_concurrency: Option<usize>,
+    /// Run as this eval case (`galaxy test`): its mocks replace the pack's, and mocked
+    /// tools return their mock instead of their `sim`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<String>,
 }
 
 /// The state of a run.
@@ -446,6 +450,9 @@ impl Engine {
         let budget = Budget::from_policy(&plan.policy, &options.budget);
         let mut mocks = HashMap::new();
         for eval in &plan.evals {
+            if options.eval.as_ref().is_some_and(|case| *case != eval.name) {
+                continue;
+            }
             for (target, expr) in &eval.mocks {
                 mocks.entry(target.clone()).or_insert_with(|| expr.clone());
             }

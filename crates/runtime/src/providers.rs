@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use anthropic::{ANTHROPIC_DEFAULT_BASE_URL, ANTHROPIC_VERSION, AnthropicProvider};
 pub use openai::{OPENAI_DEFAULT_BASE_URL, OpenAiFlavor, OpenAiProvider};
-pub use output::{extract_json, parse_output};
+pub use output::{check_value, extract_json, parse_output};
 pub use pricing::{ModelPrice, PriceTable};
 pub use schema::{TypeSource, is_strict_compatible, json_schema_for};
 pub use sse::{SseDecoder, SseEvent};

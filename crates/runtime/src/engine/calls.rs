@@ -1049,6 +1049,37 @@ impl Engine {
         Ok(knowledge::fetched_document(source, url, &text, html))
     }
 
+    /// The mocked result of `tool` in an eval run (`mock TOOL returns EXPR`), checked
+    /// against and normalised to the tool's result type (as a model's answer is, with
+    /// `Money` an amount as the pack computes it).
+    fn tool_mock(
+        &self,
+        tool: &str,
+        info: &dsl_check::program::ToolInfo,
+    ) -> Result<Option<Value>, Failure> {
+        if self.options.eval.is_none() {
+            return Ok(None);
+        }
+        let key = info.key();
+        let Some(mock) = self.mocks.get(tool).or_else(|| self.mocks.get(&*key)) else {
+            return Ok(None);
+        };
+        let value = self
+            .eval_in(mock, &[], None)
+            .map_err(|e| Failure::new("permanent", format!("mock of `{key}`: {e}")))?;
+        crate::providers::check_value(&value, &info.result, &*self.plan)
+            .map(Some)
+            .map_err(|e| {
+                Failure::new(
+                    "permanent",
+                    format!(
+                        "mock of `{key}` does not fit its result type {}: {e}",
+                        info.result
+                    ),
+                )
+            })
+    }
+
     /// Calls a tool: egress check, effect record (idempotency key) before an effect is sent,
     /// then the simulated result or the real request.
     pub(crate) async fn call_tool(
@@ -1090,6 +1121,9 @@ impl Engine {
             let latency = info.sim_latency_ms.or(self.options.sim_latency_ms);
             if let Some(ms) = latency.filter(|ms| *ms > 0) {
                 sim_sleep(ms).await;
+            }
+            if let Some(value) = self.tool_mock(tool, &info)? {
+                return Ok((value, effect_key));
             }
             let locals: Vec<(String, Value)> = args.into_iter().collect();
             let value = match &info.sim {

@@ -41,10 +41,25 @@ pub fn parse_output(text: &str, ty: &Ty, types: &dyn TypeSource) -> Result<Value
             ))
         })?,
     };
-    let mut checker = Checker { types };
+    let mut checker = Checker {
+        types,
+        amounts: false,
+    };
     checker
         .check(&value, ty, &mut String::new(), 0)
         .map_err(ProviderError::InvalidOutput)
+}
+
+/// Checks a value the pack computed (an eval's mock of a tool) against `ty` and normalises
+/// it, as [`parse_output`] does an answer, except that `Money` is an amount, a number, as
+/// the pack's own expressions compute it (`52000 usd` evaluates to `52000`); a money string
+/// such as `"12.50 usd"` becomes its amount.
+pub fn check_value(value: &Value, ty: &Ty, types: &dyn TypeSource) -> Result<Value, String> {
+    let mut checker = Checker {
+        types,
+        amounts: true,
+    };
+    checker.check(value, ty, &mut String::new(), 0)
 }
 
 /// The JSON value in a model's answer: the whole text, a fenced block, or the first object
@@ -129,6 +144,8 @@ fn kind_of(value: &Value) -> &'static str {
 
 struct Checker<'a> {
     types: &'a dyn TypeSource,
+    /// `Money` is a number (the pack's values), not a string (a model's answer).
+    amounts: bool,
 }
 
 impl Checker<'_> {
@@ -202,6 +219,16 @@ impl Checker<'_> {
                 }
                 Value::Number(n) if n.is_u64() => Ok(Value::String(format!("{n}ms"))),
                 _ => mismatch(path, "a duration such as \"30s\""),
+            },
+            Ty::Money if self.amounts => match value {
+                Value::Number(_) => Ok(value.clone()),
+                Value::String(s) => match s.split_whitespace().next().map(str::parse::<f64>) {
+                    Some(Ok(amount)) if normalise_money(s).is_some() => {
+                        Ok(crate::eval::to_number(amount))
+                    }
+                    _ => mismatch(path, "an amount such as 12.50 usd"),
+                },
+                _ => mismatch(path, "an amount such as 12.50 usd"),
             },
             Ty::Money => match value {
                 Value::String(s) => match normalise_money(s) {
