@@ -239,6 +239,32 @@ fn sigterm_interrupts_in_flight_calls_and_the_run_resumes() {
     sandbox.assert_exactly_once(&run_id, &before);
 }
 
+/// Ctrl-C (SIGINT) is an interrupt too: exit 130, and `--json` still prints the run, as
+/// `interrupted` (the CLI contract in README.md and docs/run-json.md).
+#[cfg(unix)]
+#[test]
+fn sigint_exits_130_and_prints_the_interrupted_run() {
+    let sandbox = Sandbox::new("int");
+    let mut child = sandbox
+        .command(&["run", "tests/data/runtime/crash.gx", "--sim", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("galaxy starts");
+    let run_id = sandbox.wait_for_steps(12, &mut child);
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    let output = child.wait_with_output().expect("exits");
+    assert_eq!(output.status.code(), Some(130), "interrupted exit code");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("the --json result");
+    assert_eq!(report["run_id"], run_id.as_str());
+    assert_eq!(report["status"], "interrupted");
+    assert_eq!(report["outcome"], Value::Null);
+}
+
 #[test]
 fn a_budget_stops_the_run_and_raising_it_lets_the_run_finish() {
     let sandbox = Sandbox::new("budget");
