@@ -388,3 +388,28 @@ fn galaxy_test_exits_1_when_a_case_fails() {
     );
     assert!(stdout.contains("failed"), "{stdout}");
 }
+
+#[test]
+fn a_run_resumes_from_another_directory() {
+    let sandbox = Sandbox::new("elsewhere");
+    // Started from the repository with a relative path; the pack reads knowledge files.
+    let (code, report) = sandbox.json(&[
+        "run",
+        "packs/inbox_triage/inbox_triage.gx",
+        "--sim",
+        "--json",
+    ]);
+    assert_eq!(code, 3, "{report:#}");
+    let run_id = report["run_id"].as_str().expect("run id").to_string();
+    let output = sandbox.run(&["approve", &run_id, "send"]);
+    assert!(output.status.success());
+    let output = sandbox
+        .command(&["resume", &run_id, "--json"])
+        .current_dir(&sandbox.dir)
+        .output()
+        .expect("galaxy runs");
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["status"], "succeeded");
+}

@@ -295,7 +295,11 @@ impl Engine {
         let record = RunRecord {
             id: run_id.clone(),
             pack_name: lowered.plan.pack.name.clone(),
-            pack_path: run.pack_path.display().to_string(),
+            // Absolute, so a resume from another directory finds the pack's files.
+            pack_path: std::path::absolute(run.pack_path)
+                .unwrap_or_else(|_| run.pack_path.to_path_buf())
+                .display()
+                .to_string(),
             source: run.source.to_string(),
             plan_json: lowered.plan_json.clone(),
             plan_hash: lowered.plan_hash.clone(),
