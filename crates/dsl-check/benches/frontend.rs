@@ -117,8 +117,9 @@ impl Inputs {
     }
 }
 
-/// Runs `phase` once over `inputs`; `analysis` is a precomputed check for `Plan`.
-fn run_phase(phase: Phase, inputs: &Inputs, analysis: Option<&dsl_check::Analysis>) {
+/// Runs `phase` once over `inputs`; `analysis` is a precomputed check for `Plan` (lowering
+/// consumes it, as `galaxy run` and `galaxy plan` do).
+fn run_phase(phase: Phase, inputs: &Inputs, analysis: Option<dsl_check::Analysis>) {
     match phase {
         Phase::Lex => {
             black_box(dsl_syntax::lexer::lex(black_box(&inputs.pack)));
@@ -131,13 +132,12 @@ fn run_phase(phase: Phase, inputs: &Inputs, analysis: Option<&dsl_check::Analysi
         }
         Phase::Plan => {
             if let Some(analysis) = analysis {
-                black_box(dsl_check::lower(black_box(analysis)));
+                black_box(black_box(analysis).into_plan());
             }
         }
         Phase::Full => {
             let analysis = dsl_check::check(black_box(&inputs.pack), &NoFiles);
-            black_box(dsl_check::lower(&analysis));
-            black_box(analysis);
+            black_box(analysis.into_plan());
         }
         Phase::Format => {
             black_box(dsl_syntax::format::format(black_box(&inputs.pack)).ok());
@@ -162,9 +162,10 @@ fn median_time(
     analysis: Option<&dsl_check::Analysis>,
     runs: usize,
 ) -> Duration {
-    run_phase(phase, inputs, analysis);
+    run_phase(phase, inputs, analysis.cloned());
     let mut times: Vec<Duration> = (0..runs.max(1))
         .map(|_| {
+            let analysis = analysis.cloned();
             let start = Instant::now();
             run_phase(phase, inputs, analysis);
             start.elapsed()
@@ -207,7 +208,7 @@ fn child_memory(phase: Phase, lines: usize) {
     let analysis = (phase == Phase::Plan).then(|| dsl_check::check(&inputs.pack, &NoFiles));
     let baseline = proc_status_bytes("VmRSS").unwrap_or(0);
     let reset = reset_peak();
-    run_phase(phase, &inputs, analysis.as_ref());
+    run_phase(phase, &inputs, analysis);
     let peak = proc_status_bytes("VmHWM").unwrap_or(0);
     child_report(&[
         ("peak", peak.to_string()),

@@ -1,4 +1,4 @@
-//! Runs only `check` + `lower` repeatedly on one file, for profiling (a development aid).
+//! Runs only `check` + lowering repeatedly on one file, for profiling (a development aid).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
@@ -24,10 +24,10 @@ fn main() {
         let analysis = dsl_check::check_parsed(&source, copy, &dsl_check::NoFiles);
         check += start.elapsed();
         let start = std::time::Instant::now();
-        let plan = dsl_check::lower(&analysis);
+        let plan = analysis.into_plan();
         lower += start.elapsed();
         total += plan.as_ref().map(|p| p.graph.nodes().count()).unwrap_or(0);
-        keep.push((analysis, plan));
+        keep.push(plan);
         if keep.len() > 1 {
             keep.remove(0);
         }

@@ -126,3 +126,15 @@ pub fn lower(analysis: &Analysis) -> Option<plan::Plan> {
     }
     plan::lower(analysis)
 }
+
+impl Analysis {
+    /// Lowers a checked pack to a plan, consuming the analysis: the plan takes the syntax
+    /// tree's expressions instead of copying them (what `galaxy run` and `galaxy plan` use).
+    /// `None` when the analysis has errors or is not a pack.
+    pub fn into_plan(self) -> Option<plan::Plan> {
+        if self.has_errors() {
+            return None;
+        }
+        plan::lower_owned(self)
+    }
+}

@@ -24,7 +24,7 @@ use crate::policy::PolicyInfo;
 use crate::program::{ToolInfo, TypeInfo};
 use crate::ty::Ty;
 
-pub(crate) use lower::lower;
+pub(crate) use lower::{lower, lower_owned};
 
 /// The plan format version written in the JSON.
 pub const PLAN_VERSION: u32 = 1;

@@ -23,6 +23,12 @@ fn plan_of(path: &Path) -> (String, dsl_check::plan::Plan) {
     let Some(plan) = dsl_check::lower(&analysis) else {
         panic!("{}: no plan:\n{rendered}", path.display())
     };
+    // Lowering that consumes the analysis (what `galaxy run` and `galaxy plan` use) moves
+    // the expressions instead of copying them, and must build the very same plan.
+    let owned = analysis
+        .into_plan()
+        .expect("the owned lowering plans it too");
+    assert_eq!(plan.to_json(), owned.to_json(), "{}", path.display());
     (source, plan)
 }
 

@@ -30,11 +30,23 @@ struct Lowering<'a> {
 
 /// Lowers `analysis` (which must be free of errors) to a plan.
 pub(crate) fn lower(analysis: &Analysis) -> Option<Plan> {
-    let file = &analysis.parse.file;
-    if file.kind != Some(FileKind::Pack) {
+    if analysis.parse.file.kind != Some(FileKind::Pack) {
         return None;
     }
-    let program = &analysis.program;
+    lower_items(&analysis.program, analysis.parse.file.items.clone())
+}
+
+/// Lowers `analysis` (which must be free of errors) to a plan, moving the expressions out of
+/// its syntax tree instead of copying them.
+pub(crate) fn lower_owned(analysis: Analysis) -> Option<Plan> {
+    let Analysis { parse, program, .. } = analysis;
+    if parse.file.kind != Some(FileKind::Pack) {
+        return None;
+    }
+    lower_items(&program, parse.file.items)
+}
+
+fn lower_items(program: &Program, items: Vec<Item>) -> Option<Plan> {
     let mut lowering = Lowering {
         program,
         tools: program.tools.iter().map(|t| (t.key(), t.clone())).collect(),
@@ -64,7 +76,7 @@ pub(crate) fn lower(analysis: &Analysis) -> Option<Plan> {
     let mut kpis = Vec::new();
     let mut evals = Vec::new();
     let mut steps = Vec::new();
-    for item in &file.items {
+    for item in items {
         match item {
             Item::Meta(meta) => {
                 let value = plain_string(&meta.value);
@@ -88,7 +100,7 @@ pub(crate) fn lower(analysis: &Analysis) -> Option<Plan> {
                 let mut fallback = Vec::new();
                 let mut props = Vec::new();
                 let mut provider = provider;
-                for prop in &model.props {
+                for prop in model.props {
                     match prop.key.name.as_str() {
                         "fallback" => match &prop.value.kind {
                             ExprKind::List(calls) => {
@@ -97,46 +109,46 @@ pub(crate) fn lower(analysis: &Analysis) -> Option<Plan> {
                             _ => fallback.extend(provider_ref(&prop.value)),
                         },
                         "api_key" => provider.api_key_secret = secret_name(&prop.value),
-                        _ => props.push((prop.key.name.clone(), prop.value.clone())),
+                        _ => props.push((prop.key.name, prop.value)),
                     }
                 }
                 models.push(PlanModel {
-                    name: model.name.name.clone(),
+                    name: model.name.name,
                     provider,
                     fallback,
                     props,
                 });
             }
             Item::Knowledge(source) => knowledge.push(PlanKnowledge {
-                name: source.name.name.clone(),
-                source: source.source.clone(),
-                props: props_of(&source.props),
-            }),
-            Item::Agent(agent) => {
-                let info = agent_infos.get(agent.name.name.as_str()).copied();
-                let instructions = agent
+                name: source.name.name,
+                source: source.source,
+                props: source
                     .props
-                    .iter()
-                    .find(|p| p.key.name == "instructions")
-                    .map(|p| p.value.clone());
+                    .into_iter()
+                    .map(|p| (p.key.name, p.value))
+                    .collect(),
+            }),
+            Item::Agent(mut agent) => {
+                let info = agent_infos.get(agent.name.name.as_str()).copied();
+                let instructions = take_prop(&mut agent.props, "instructions");
                 let tools = info.map(|a| a.tools.clone()).unwrap_or_default();
                 for tool in &tools {
                     lowering.use_tool(tool);
                 }
                 agents.push(PlanAgent {
-                    name: agent.name.name.clone(),
+                    name: agent.name.name,
                     model: info.and_then(|a| a.model.clone()),
                     instructions,
                     tools,
                     knowledge: info.map(|a| a.knowledge.clone()).unwrap_or_default(),
                 });
             }
-            Item::Flow(flow) => steps.extend(flow.steps.iter()),
-            Item::Outcome(o) => outcome = Some(o.cond.clone()),
+            Item::Flow(flow) => steps.extend(flow.steps),
+            Item::Outcome(o) => outcome = Some(o.cond),
             Item::Kpi(kpi) => kpis.push(PlanKpi {
-                name: kpi.name.name.clone(),
-                expr: kpi.expr.clone(),
-                target: kpi.target.clone(),
+                name: kpi.name.name,
+                expr: kpi.expr,
+                target: kpi.target,
             }),
             Item::Eval(eval) => {
                 let mut case = PlanEval {
@@ -147,8 +159,8 @@ pub(crate) fn lower(analysis: &Analysis) -> Option<Plan> {
                     expects: Vec::new(),
                     span: eval.span,
                 };
-                for stmt in &eval.stmts {
-                    match &stmt.kind {
+                for stmt in eval.stmts {
+                    match stmt.kind {
                         EvalStmtKind::Mock { target, value } => {
                             let key = target
                                 .iter()
@@ -158,15 +170,13 @@ pub(crate) fn lower(analysis: &Analysis) -> Option<Plan> {
                             if lowering.tools.contains_key(&key) {
                                 lowering.use_tool(&key);
                             }
-                            case.mocks.push((key, value.clone()));
+                            case.mocks.push((key, value));
                         }
-                        EvalStmtKind::Input { name, value } => {
-                            case.inputs.push((name.name.clone(), value.clone()))
-                        }
+                        EvalStmtKind::Input { name, value } => case.inputs.push((name.name, value)),
                         EvalStmtKind::Approve { approve, target } => {
-                            case.decisions.push((target.name.clone(), *approve))
+                            case.decisions.push((target.name, approve))
                         }
-                        EvalStmtKind::Expect(expr) => case.expects.push(expr.clone()),
+                        EvalStmtKind::Expect(expr) => case.expects.push(expr),
                         EvalStmtKind::Error => {}
                     }
                 }
@@ -202,7 +212,7 @@ pub(crate) fn lower(analysis: &Analysis) -> Option<Plan> {
             continue;
         };
         let (node, gate) =
-            lowering.action_node(&mut graph, &step.name.name, &step.name.name, &step.action);
+            lowering.action_node(&mut graph, &step.name.name, &step.name.name, step.action);
         if let Some(slot) = step_nodes.get_mut(index) {
             *slot = Some(node);
         }
@@ -285,47 +295,37 @@ impl<'a> Lowering<'a> {
         graph: &mut Graph,
         step: &str,
         id: &str,
-        action: &Action,
+        action: Action,
     ) -> (NodeIndex, Option<NodeIndex>) {
-        let output = self
-            .program
-            .action_type(action.span())
-            .cloned()
-            .unwrap_or(Ty::Error);
+        let span = action.span();
+        let output = self.program.action_type(span).cloned().unwrap_or(Ty::Error);
         let mut own_calls: Vec<&'a str> = Vec::new();
         let kind = match action {
             Action::Expr(expr) => {
-                self.collect_calls(expr, &mut own_calls);
-                match &expr.kind {
-                    ExprKind::Call(_, args)
-                        if self.calls.contains_key(&(expr.span.start, expr.span.end)) =>
-                    {
-                        let tool = self
-                            .calls
-                            .get(&(expr.span.start, expr.span.end))
-                            .copied()
-                            .unwrap_or_default();
-                        // The call itself is the first one collected; any other is nested.
-                        let nested_calls = own_calls.len() > 1;
-                        if nested_calls {
-                            NodeKind::Compute {
-                                expr: expr.clone(),
-                                tools: own_calls.iter().map(|t| t.to_string()).collect(),
-                            }
-                        } else {
-                            NodeKind::Tool {
-                                tool: tool.to_string(),
-                                args: self.named_args(tool, args),
-                            }
+                self.collect_calls(&expr, &mut own_calls);
+                let call = match &expr.kind {
+                    ExprKind::Call(..) => self.calls.get(&(expr.span.start, expr.span.end)),
+                    _ => None,
+                };
+                match (call.copied(), expr.kind) {
+                    // A tool call, unless it has calls nested in it (the call itself is the
+                    // first one collected).
+                    (Some(tool), ExprKind::Call(_, args)) if own_calls.len() <= 1 => {
+                        NodeKind::Tool {
+                            tool: tool.to_string(),
+                            args: self.named_args(tool, args),
                         }
                     }
-                    _ => NodeKind::Compute {
-                        expr: expr.clone(),
+                    (_, kind) => NodeKind::Compute {
+                        expr: Expr {
+                            kind,
+                            span: expr.span,
+                        },
                         tools: own_calls.iter().map(|t| t.to_string()).collect(),
                     },
                 }
             }
-            Action::Ask(ask) => {
+            Action::Ask(mut ask) => {
                 for prop in &ask.props {
                     self.collect_calls(&prop.value, &mut own_calls);
                 }
@@ -334,65 +334,69 @@ impl<'a> Lowering<'a> {
                 } else {
                     "model"
                 };
+                let cite = cite_names(&ask.props);
                 NodeKind::Ask {
-                    target: ask.target.name.clone(),
+                    target: ask.target.name,
                     target_kind: target_kind.to_string(),
-                    prompt: prop(&ask.props, "prompt"),
-                    instructions: prop(&ask.props, "instructions"),
-                    cite: cite_names(&ask.props),
+                    prompt: take_prop(&mut ask.props, "prompt"),
+                    instructions: take_prop(&mut ask.props, "instructions"),
+                    cite,
                 }
             }
             Action::Map(map) => {
                 self.collect_calls(&map.source, &mut own_calls);
                 let mut body = Graph::default();
-                self.action_node(&mut body, step, &format!("{id}.body"), &map.body);
+                self.action_node(&mut body, step, &format!("{id}.body"), *map.body);
                 NodeKind::Map {
-                    var: map.var.name.clone(),
-                    source: map.source.clone(),
-                    filter: map.filter.clone(),
-                    concurrency: map.concurrency.clone(),
+                    var: map.var.name,
+                    source: map.source,
+                    filter: map.filter,
+                    concurrency: map.concurrency,
                     body,
                 }
             }
             Action::When(when) => {
                 self.collect_calls(&when.cond, &mut own_calls);
                 let mut then = Graph::default();
-                self.action_node(&mut then, step, &format!("{id}.then"), &when.then);
-                let otherwise = when.otherwise.as_ref().map(|otherwise| {
+                self.action_node(&mut then, step, &format!("{id}.then"), *when.then);
+                let otherwise = when.otherwise.map(|otherwise| {
                     let mut graph = Graph::default();
-                    self.action_node(&mut graph, step, &format!("{id}.else"), otherwise);
+                    self.action_node(&mut graph, step, &format!("{id}.else"), *otherwise);
                     graph
                 });
                 NodeKind::Branch {
-                    cond: when.cond.clone(),
+                    cond: when.cond,
                     then,
                     otherwise,
                 }
             }
-            Action::Route(route) => NodeKind::Route {
-                router: route.router.name.clone(),
-                routes: route.routes.iter().map(|r| r.name.clone()).collect(),
-                prompt: prop(&route.props, "prompt"),
-                instructions: prop(&route.props, "instructions"),
-                cite: cite_names(&route.props),
-            },
+            Action::Route(mut route) => {
+                let cite = cite_names(&route.props);
+                NodeKind::Route {
+                    router: route.router.name,
+                    routes: route.routes.into_iter().map(|r| r.name).collect(),
+                    prompt: take_prop(&mut route.props, "prompt"),
+                    instructions: take_prop(&mut route.props, "instructions"),
+                    cite,
+                }
+            }
             Action::Review(review) => {
                 let mut body = Graph::default();
-                self.action_node(&mut body, step, &format!("{id}.body"), &review.body);
+                self.action_node(&mut body, step, &format!("{id}.body"), *review.body);
                 NodeKind::Review {
-                    critic: review.critic.name.clone(),
-                    until: review.until.clone(),
-                    max_rounds: review.max_rounds.clone(),
+                    critic: review.critic.name,
+                    until: review.until,
+                    max_rounds: review.max_rounds,
                     body,
                 }
             }
             Action::Approve(approve) => NodeKind::Approval {
-                message: approve.message.clone(),
+                message: approve.message,
             },
             Action::Error(_) => NodeKind::Compute {
                 expr: Expr {
                     kind: ExprKind::Error,
-                    span: action.span(),
+                    span,
                 },
                 tools: Vec::new(),
             },
@@ -424,7 +428,7 @@ impl<'a> Lowering<'a> {
                     guards: id.to_string(),
                 },
                 output: Ty::Bool,
-                span: action.span(),
+                span,
             }))
         };
         let node = graph.add_node(Node {
@@ -432,7 +436,7 @@ impl<'a> Lowering<'a> {
             step: step.to_string(),
             kind,
             output,
-            span: action.span(),
+            span,
         });
         if let Some(gate) = gate {
             graph.add_edge(
@@ -492,36 +496,28 @@ impl<'a> Lowering<'a> {
     }
 
     /// Arguments by parameter name (positional ones take the parameters' order).
-    fn named_args(&self, tool: &str, args: &[Arg]) -> Vec<PlanArg> {
+    fn named_args(&self, tool: &str, args: Vec<Arg>) -> Vec<PlanArg> {
         let info = self.tools.get(tool);
-        args.iter()
+        args.into_iter()
             .enumerate()
             .map(|(index, arg)| PlanArg {
-                name: match &arg.name {
-                    Some(name) => name.name.clone(),
+                name: match arg.name {
+                    Some(name) => name.name,
                     None => info
                         .and_then(|t| t.params.get(index))
                         .map(|p| p.name.to_string())
                         .unwrap_or_default(),
                 },
-                value: arg.value.clone(),
+                value: arg.value,
             })
             .collect()
     }
 }
 
-fn prop(props: &[Prop], key: &str) -> Option<Expr> {
-    props
-        .iter()
-        .find(|p| p.key.name == key)
-        .map(|p| p.value.clone())
-}
-
-fn props_of(props: &[Prop]) -> Vec<(String, Expr)> {
-    props
-        .iter()
-        .map(|p| (p.key.name.clone(), p.value.clone()))
-        .collect()
+/// Moves the first property named `key` out of `props`.
+fn take_prop(props: &mut Vec<Prop>, key: &str) -> Option<Expr> {
+    let index = props.iter().position(|p| p.key.name == key)?;
+    Some(props.remove(index).value)
 }
 
 fn cite_names(props: &[Prop]) -> Vec<String> {
@@ -617,6 +613,11 @@ fn collect_types(program: &Program, graph: &Graph, tools: &[Arc<ToolInfo>]) -> V
         name: Arc::from("Critique"),
         cited: false,
     }));
+    // The pack's own types by name (a scan per type would be quadratic in large packs).
+    let mut own: FastMap<(&str, &str), &Arc<TypeInfo>> = FastMap::default();
+    for t in &program.types {
+        own.entry((&*t.module, &*t.name)).or_insert(t);
+    }
     let mut seen: FastSet<(Arc<str>, Arc<str>)> = FastSet::default();
     let mut out: Vec<Arc<TypeInfo>> = Vec::new();
     while let Some(ty) = pending.pop() {
@@ -631,7 +632,11 @@ fn collect_types(program: &Program, graph: &Graph, tools: &[Arc<ToolInfo>]) -> V
                 if !seen.insert((named.module.clone(), named.name.clone())) {
                     continue;
                 }
-                if let Some(info) = program.type_info(&named.module, &named.name) {
+                let info = match own.get(&(&*named.module, &*named.name)) {
+                    Some(info) => Some(*info),
+                    None => program.type_info(&named.module, &named.name),
+                };
+                if let Some(info) = info {
                     pending.extend(info.fields.iter().map(|f| f.ty.clone()));
                     out.push(info.clone());
                 }
