@@ -351,6 +351,15 @@ impl Graph {
     /// Small graphs (sub-plans) are searched linearly; larger ones get an index.
     const INDEX_FROM: usize = 8;
 
+    /// Room for `nodes` more nodes and `edges` more edges.
+    pub(crate) fn reserve(&mut self, nodes: usize, edges: usize) {
+        self.graph.reserve_nodes(nodes);
+        self.graph.reserve_edges(edges);
+        if nodes >= Self::INDEX_FROM {
+            self.index.reserve(nodes);
+        }
+    }
+
     /// Adds a node (ids are unique by construction).
     pub(crate) fn add_node(&mut self, node: Node) -> NodeIndex {
         let index = self.graph.add_node(node);

@@ -171,7 +171,7 @@ fn significant_tokens<'s>(
     tokens: &[lexer::Token],
     errors: &mut Vec<Diagnostic>,
 ) -> (Vec<(Tok<'s>, SimpleSpan)>, Vec<SimpleSpan>) {
-    let mut significant: Vec<(Tok<'_>, SimpleSpan)> = Vec::with_capacity(tokens.len() / 2 + 1);
+    let mut significant: Vec<(Tok<'_>, SimpleSpan)> = Vec::with_capacity(tokens.len());
     for t in tokens {
         if t.kind.is_trivia() || t.kind == TokenKind::Error {
             continue;

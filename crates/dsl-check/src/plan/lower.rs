@@ -205,6 +205,10 @@ fn lower_items(program: &Program, items: Vec<Item>) -> Option<Plan> {
 
     // The flow: one node per step (plus gates), then the data edges.
     let mut graph = Graph::default();
+    graph.reserve(
+        steps.len(),
+        program.steps.iter().map(|s| s.deps.len()).sum(),
+    );
     let mut step_nodes: Vec<Option<NodeIndex>> = vec![None; program.steps.len()];
     let mut gate_nodes: Vec<Option<NodeIndex>> = vec![None; program.steps.len()];
     for step in steps {
