@@ -7,6 +7,11 @@
 //! Mode never fetches. Every document is bounded ([`MAX_DOCUMENT_BYTES`]), and so is what one
 //! source may hold ([`MAX_SOURCE_BYTES`], [`MAX_FILES_PER_SOURCE`]).
 //!
+//! A source with `top_k` sends only the `top_k` passages (of about `chunk_size` tokens, 400
+//! by default; paragraphs kept whole where they fit) that share the most words with the
+//! prompt, ranked BM25-style, instead of whole documents; such a source may hold more
+//! ([`MAX_RETRIEVAL_DOCUMENT_BYTES`], [`MAX_RETRIEVAL_SOURCE_BYTES`]).
+//!
 //! In a prompt, sources are numbered `[1]`, `[2]`, ...; the model cites one by its number in
 //! a citation's `source`. [`Sources::resolve_citations`] accepts only numbers (or paths and
 //! URLs) of the sources given, and rewrites each citation to name the knowledge source, the
@@ -26,6 +31,12 @@ use crate::sim::Rng;
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 /// The most bytes one knowledge source may hold after cutting its documents.
 pub const MAX_SOURCE_BYTES: usize = 256 * 1024;
+/// The most bytes of one document of a source with `top_k` (only passages are sent).
+pub const MAX_RETRIEVAL_DOCUMENT_BYTES: usize = 1024 * 1024;
+/// The most bytes a source with `top_k` may hold.
+pub const MAX_RETRIEVAL_SOURCE_BYTES: usize = 16 * 1024 * 1024;
+/// Tokens per passage when a source has `top_k` but no `chunk_size`.
+pub const DEFAULT_CHUNK_TOKENS: usize = 400;
 /// The most bytes of documents one call may send (all its sources together).
 pub const MAX_CALL_BYTES: usize = 512 * 1024;
 /// The most bytes read from a URL (HTML is reduced to its text afterwards).
@@ -100,10 +111,20 @@ enum Loaded {
     Urls(Vec<String>),
 }
 
+/// How a source with `top_k` picks passages.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Retrieval {
+    /// Passages sent per call.
+    top_k: usize,
+    /// About this many tokens (four bytes each) per passage.
+    chunk_tokens: usize,
+}
+
 /// Every knowledge source of a plan, files read.
 #[derive(Debug, Clone, Default)]
 pub struct Library {
     sources: HashMap<String, Loaded>,
+    retrieval: HashMap<String, Retrieval>,
     /// Documents fetched from URLs during this run, by URL.
     fetched: Arc<Mutex<HashMap<String, Arc<Document>>>>,
 }
@@ -123,11 +144,39 @@ impl Library {
     /// and notes its `urls(...)`.
     pub fn load(plan: &Plan, base_dir: &Path) -> Result<Library, KnowledgeError> {
         let mut sources = HashMap::new();
+        let mut retrieval = HashMap::new();
         for knowledge in &plan.knowledge {
             let name = knowledge.name.clone();
             let bad = |message: &str| KnowledgeError::BadSource {
                 name: name.clone(),
                 message: message.to_string(),
+            };
+            let count = |key: &str| -> Result<Option<usize>, KnowledgeError> {
+                let Some((_, expr)) = knowledge.props.iter().find(|(k, _)| k == key) else {
+                    return Ok(None);
+                };
+                crate::eval::eval(expr, &crate::eval::Scope::default())
+                    .ok()
+                    .and_then(|v| v.as_u64())
+                    .filter(|n| *n >= 1)
+                    .map(|n| Some(n as usize))
+                    .ok_or_else(|| bad(&format!("`{key}` must be a whole number of at least 1")))
+            };
+            let top_k = count("top_k")?;
+            let chunk_tokens = count("chunk_size")?;
+            if let Some(top_k) = top_k {
+                retrieval.insert(
+                    name.clone(),
+                    Retrieval {
+                        top_k,
+                        chunk_tokens: chunk_tokens.unwrap_or(DEFAULT_CHUNK_TOKENS).max(16),
+                    },
+                );
+            }
+            let limits = if top_k.is_some() {
+                (MAX_RETRIEVAL_DOCUMENT_BYTES, MAX_RETRIEVAL_SOURCE_BYTES)
+            } else {
+                (MAX_DOCUMENT_BYTES, MAX_SOURCE_BYTES)
             };
             let ExprKind::Call(callee, args) = &knowledge.source.kind else {
                 return Err(bad("expected files(\"glob\") or urls([...])"));
@@ -144,7 +193,7 @@ impl Library {
                     let pattern = argument
                         .as_str()
                         .ok_or_else(|| bad("files(...) takes a string pattern"))?;
-                    Loaded::Files(read_files(&name, pattern, base_dir)?)
+                    Loaded::Files(read_files(&name, pattern, base_dir, limits)?)
                 }
                 "urls" => {
                     let urls = argument
@@ -161,6 +210,7 @@ impl Library {
         }
         Ok(Library {
             sources,
+            retrieval,
             fetched: Arc::default(),
         })
     }
@@ -197,13 +247,47 @@ impl Library {
         needed
     }
 
-    /// How many bytes of text the named sources hold (for budget estimates).
+    /// How many bytes of text a call citing the named sources sends at most (for budget
+    /// estimates).
     pub fn bytes(&self, names: &[String]) -> usize {
-        self.needed(names)
-            .documents
+        names
             .iter()
-            .map(|d| d.text.len())
+            .map(
+                |name| match (self.retrieval.get(name), self.sources.get(name)) {
+                    (Some(r), _) => r.top_k * r.chunk_tokens * 4,
+                    (None, Some(Loaded::Files(documents))) => {
+                        documents.iter().map(|d| d.text.len()).sum()
+                    }
+                    _ => 0,
+                },
+            )
             .sum()
+    }
+
+    /// The documents one call sends: whole documents, except that a source with `top_k`
+    /// sends its `top_k` passages most relevant to `prompt`.
+    pub fn select(&self, documents: Vec<Arc<Document>>, prompt: &str) -> Vec<Arc<Document>> {
+        if self.retrieval.is_empty() {
+            return documents;
+        }
+        let mut out = Vec::new();
+        let mut by_source: Vec<(String, Vec<Arc<Document>>)> = Vec::new();
+        for document in documents {
+            if !self.retrieval.contains_key(&document.source) {
+                out.push(document);
+                continue;
+            }
+            match by_source.iter_mut().find(|(s, _)| *s == document.source) {
+                Some((_, list)) => list.push(document),
+                None => by_source.push((document.source.clone(), vec![document])),
+            }
+        }
+        for (source, documents) in by_source {
+            if let Some(retrieval) = self.retrieval.get(&source) {
+                out.extend(retrieve(&documents, prompt, *retrieval));
+            }
+        }
+        out
     }
 }
 
@@ -212,6 +296,7 @@ fn read_files(
     name: &str,
     pattern: &str,
     base_dir: &Path,
+    (document_limit, source_limit): (usize, usize),
 ) -> Result<Vec<Arc<Document>>, KnowledgeError> {
     let bad = |message: String| KnowledgeError::BadSource {
         name: name.to_string(),
@@ -307,14 +392,14 @@ fn read_files(
             path: rel.clone(),
             message: "not UTF-8 text".into(),
         })?;
-        let (text, cut) = cut(text);
+        let (text, cut) = cut_to(text, document_limit);
         total += text.len();
-        if total > MAX_SOURCE_BYTES {
+        if total > source_limit {
             return Err(KnowledgeError::TooLarge {
                 name: name.to_string(),
                 message: format!(
-                    "files(\"{pattern}\") holds more than {} KiB of text (the limit of one source); narrow the pattern or split the source",
-                    MAX_SOURCE_BYTES / 1024
+                    "files(\"{pattern}\") holds more than {} KiB of text (the limit of one source); narrow the pattern, split the source or give it `top_k`",
+                    source_limit / 1024
                 ),
             });
         }
@@ -343,17 +428,124 @@ fn display_dir(dir: &Path) -> String {
 }
 
 /// Cuts `text` to [`MAX_DOCUMENT_BYTES`] at a character boundary.
-pub fn cut(mut text: String) -> (String, bool) {
-    if text.len() <= MAX_DOCUMENT_BYTES {
+pub fn cut(text: String) -> (String, bool) {
+    cut_to(text, MAX_DOCUMENT_BYTES)
+}
+
+fn cut_to(mut text: String, limit: usize) -> (String, bool) {
+    if text.len() <= limit {
         return (text, false);
     }
-    let mut end = MAX_DOCUMENT_BYTES;
+    let mut end = limit;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
     text.truncate(end);
     text.push_str(CUT_MARK);
     (text, true)
+}
+
+/// Splits a document into passages of about `chunk_bytes`: paragraphs (blank-line separated)
+/// are kept whole and packed together; a paragraph longer than a passage is split at word
+/// boundaries.
+fn passages(text: &str, chunk_bytes: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for paragraph in text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+        if !current.is_empty() && current.len() + paragraph.len() + 2 > chunk_bytes {
+            out.push(std::mem::take(&mut current));
+        }
+        if paragraph.len() <= chunk_bytes {
+            if !current.is_empty() {
+                current.push_str("\n\n");
+            }
+            current.push_str(paragraph);
+            continue;
+        }
+        for word in paragraph.split_whitespace() {
+            if !current.is_empty() && current.len() + word.len() + 1 > chunk_bytes {
+                out.push(std::mem::take(&mut current));
+            }
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(word);
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Lower-case words of three letters or more, the terms passages are ranked by.
+fn terms(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 3)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// The `top_k` passages of `documents` that best match `prompt` (BM25), best first; ties keep
+/// document order. Each passage is a document titled `Title (passage N)` at the document's
+/// path, so its citations name the real file.
+fn retrieve(documents: &[Arc<Document>], prompt: &str, retrieval: Retrieval) -> Vec<Arc<Document>> {
+    let mut candidates: Vec<(Arc<Document>, usize, String)> = Vec::new();
+    for document in documents {
+        if document.text.is_empty() {
+            candidates.push((Arc::clone(document), 0, String::new()));
+            continue;
+        }
+        for (i, passage) in passages(&document.text, retrieval.chunk_tokens * 4)
+            .into_iter()
+            .enumerate()
+        {
+            candidates.push((Arc::clone(document), i + 1, passage));
+        }
+    }
+    let bags: Vec<Vec<String>> = candidates.iter().map(|(_, _, p)| terms(p)).collect();
+    let n = bags.len().max(1) as f64;
+    let average = bags.iter().map(Vec::len).sum::<usize>() as f64 / n;
+    let mut query = terms(prompt);
+    query.sort();
+    query.dedup();
+    let scores: Vec<f64> = bags
+        .iter()
+        .map(|bag| {
+            query
+                .iter()
+                .map(|term| {
+                    let tf = bag.iter().filter(|w| *w == term).count() as f64;
+                    if tf == 0.0 {
+                        return 0.0;
+                    }
+                    let df = bags.iter().filter(|b| b.contains(term)).count() as f64;
+                    let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
+                    let norm = 1.2 * (0.25 + 0.75 * bag.len() as f64 / average.max(1.0));
+                    idf * tf * 2.2 / (tf + norm)
+                })
+                .sum()
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b)));
+    order
+        .into_iter()
+        .take(retrieval.top_k)
+        .filter_map(|i| candidates.get(i))
+        .map(|(document, number, passage)| {
+            if *number == 0 {
+                return Arc::clone(document);
+            }
+            Arc::new(Document {
+                source: document.source.clone(),
+                location: document.location.clone(),
+                title: format!("{} (passage {number})", document.title),
+                text: passage.clone(),
+                cut: false,
+            })
+        })
+        .collect()
 }
 
 /// The first Markdown heading of `text`.
@@ -736,6 +928,56 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn top_k_sends_the_passages_that_match_the_prompt() {
+        let filler = "Unrelated text about office plants and lunch menus. ".repeat(20);
+        let documents = vec![
+            doc(
+                "knowledge/a.md",
+                &format!(
+                    "# Handbook\n\n{filler}\n\nRefunds reach the card within ten business days of approval.\n\n{filler}"
+                ),
+            ),
+            doc(
+                "knowledge/b.md",
+                &format!("# Other\n\n{filler}\n\nSSO needs an owner."),
+            ),
+        ];
+        let retrieval = Retrieval {
+            top_k: 2,
+            chunk_tokens: 100,
+        };
+        let picked = retrieve(
+            &documents,
+            "How many days do refunds take to reach the card?",
+            retrieval,
+        );
+        assert_eq!(picked.len(), 2);
+        assert!(
+            picked[0].text.contains("Refunds reach the card"),
+            "{:?}",
+            picked[0].text
+        );
+        assert_eq!(picked[0].location, "knowledge/a.md");
+        assert!(picked[0].title.starts_with("Handbook (passage "));
+        assert!(picked.iter().all(|p| p.text.len() <= 400 + 60));
+        let again = retrieve(
+            &documents,
+            "How many days do refunds take to reach the card?",
+            retrieval,
+        );
+        assert_eq!(picked, again, "deterministic");
+    }
+
+    #[test]
+    fn passages_keep_paragraphs_and_split_long_ones() {
+        let text = format!("one two\n\nthree four\n\n{}", "word ".repeat(50));
+        let parts = passages(&text, 40);
+        assert_eq!(parts[0], "one two\n\nthree four");
+        assert!(parts[1..].iter().all(|p| p.len() <= 40 && !p.is_empty()));
+        assert_eq!(parts[1..].join(" ").split_whitespace().count(), 50);
     }
 
     #[test]

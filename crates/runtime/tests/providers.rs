@@ -1489,3 +1489,46 @@ async fn models_with_different_keys_send_their_own_key() {
     let shown = serde_json::to_string(&report).expect("JSON");
     assert!(!shown.contains("key-alpha") && !shown.contains("key-beta"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_k_sends_only_the_passages_that_match_the_prompt() {
+    let server = TestServer::start(vec![completion_of(&json!({
+        "reply": "5 to 10 business days",
+        "citations": [{ "source": "[1]", "title": "", "url": null, "quote": "5 to 10 business days" }],
+    }))])
+    .await;
+    let filler = "Office plants are watered on Mondays and lunch is served at noon.\n\n".repeat(30);
+    let handbook = format!(
+        "# Handbook\n\n{filler}Refunds reach the card in 5 to 10 business days.\n\n{filler}"
+    );
+    let dir = PackDir::new(
+        "knowledge-top-k",
+        &[
+            ("knowledge/handbook.md", handbook.as_str()),
+            ("knowledge/admins-and-sso.md", SSO),
+        ],
+    );
+    let source = grounded_pack(
+        &server.url("/v1"),
+        r#"files("knowledge/*.md") {
+    top_k: 1
+    chunk_size: 40
+  }"#,
+    );
+    let (status, report) = dir.run(&source, false).await.expect("starts");
+    assert_eq!(status, runtime::RunStatus::Succeeded, "{:?}", report.error);
+    let prompt = user_prompt(&server.only_request());
+    assert!(
+        prompt.contains("[1] Handbook (passage ")
+            && prompt.contains("Refunds reach the card in 5 to 10 business days."),
+        "{prompt}"
+    );
+    assert!(!prompt.contains("[2]"), "one passage only: {prompt}");
+    assert!(!prompt.contains("Only owners can turn on SSO"), "{prompt}");
+    assert!(
+        prompt.len() < 1_000,
+        "not the whole handbook: {} bytes",
+        prompt.len()
+    );
+    assert_eq!(report.citations[0]["url"], "knowledge/handbook.md");
+}

@@ -737,7 +737,7 @@ impl Engine {
         } else {
             cite.to_vec()
         };
-        let sources = self.sources_for(&cite).await?;
+        let sources = self.sources_for(&cite, &prompt).await?;
         let mut detail = serde_json::json!({
             "target": target,
             "prompt": prompt,
@@ -952,8 +952,8 @@ impl Engine {
 
     /// The numbered sources of a call citing `names`: files read at the start, URLs fetched
     /// through the egress allowlist (once per run; Sim Mode checks the allowlist but does not
-    /// fetch).
-    async fn sources_for(&self, names: &[String]) -> Result<Sources, Failure> {
+    /// fetch), only the passages that match `prompt` of a source with `top_k`.
+    async fn sources_for(&self, names: &[String], prompt: &str) -> Result<Sources, Failure> {
         let needed = self.knowledge.needed(names);
         let mut documents = needed.documents;
         for (source, url) in needed.urls {
@@ -981,6 +981,7 @@ impl Engine {
                 documents.push(self.knowledge.remember(document));
             }
         }
+        let documents = self.knowledge.select(documents, prompt);
         let total: usize = documents.iter().map(|d| d.text.len()).sum();
         if total > knowledge::MAX_CALL_BYTES {
             return Err(Failure::new(
