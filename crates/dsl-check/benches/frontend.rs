@@ -540,7 +540,7 @@ fn main() {
     let sizes: &[(usize, usize)] = if quick {
         &[(10_000, 3)]
     } else {
-        &[(10_000, 15), (100_000, 5)]
+        &[(10_000, 15), (100_000, 11)]
     };
     let mut results = Vec::new();
     for &(lines, runs) in sizes {

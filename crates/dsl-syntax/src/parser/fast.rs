@@ -292,11 +292,7 @@ impl<'s> P<'_, 's> {
                 let name = self.ident()?;
                 self.eat(TokenKind::Eq)?;
                 let value = self.top()?;
-                let props = if self.at(TokenKind::LBrace) {
-                    self.props_block()?
-                } else {
-                    Vec::new()
-                };
+                let props = self.optional_props()?;
                 let span = self.span_from(start);
                 if text == "model" {
                     Item::Model(ModelDecl {
@@ -515,6 +511,23 @@ impl<'s> P<'_, 's> {
         })
     }
 
+    /// `{ props }` when a `{` follows; no properties otherwise.
+    fn optional_props(&mut self) -> Option<Vec<Prop>> {
+        if self.at(TokenKind::LBrace) {
+            self.props_block()
+        } else {
+            Some(Vec::new())
+        }
+    }
+
+    /// `word expr`, optional: nothing is consumed when it does not parse.
+    fn keyword_then_top(&mut self, word: &str) -> Option<Expr> {
+        self.attempt(|p| {
+            p.kw(word)?;
+            p.top()
+        })
+    }
+
     fn arrow_type(&mut self) -> Option<TypeExpr> {
         self.attempt(|p| {
             p.eat(TokenKind::Arrow)?;
@@ -655,11 +668,7 @@ impl<'s> P<'_, 's> {
         self.kw("ask")?;
         let target = self.ident()?;
         let output = self.arrow_type();
-        let props = if self.at(TokenKind::LBrace) {
-            self.props_block()?
-        } else {
-            Vec::new()
-        };
+        let props = self.optional_props()?;
         Some(Action::Ask(Ask {
             target,
             output,
@@ -674,14 +683,8 @@ impl<'s> P<'_, 's> {
         let var = self.ident()?;
         self.kw("in")?;
         let source = self.top()?;
-        let filter = self.attempt(|p| {
-            p.kw("where")?;
-            p.top()
-        });
-        let concurrency = self.attempt(|p| {
-            p.kw("concurrency")?;
-            p.top()
-        });
+        let filter = self.keyword_then_top("where");
+        let concurrency = self.keyword_then_top("concurrency");
         let body = self.body()?;
         Some(Action::Map(MapAction {
             var,
@@ -732,11 +735,7 @@ impl<'s> P<'_, 's> {
         let routes = self.comma_list(|p| p.ident());
         self.eat(TokenKind::RBracket)?;
         let output = self.arrow_type();
-        let props = if self.at(TokenKind::LBrace) {
-            self.props_block()?
-        } else {
-            Vec::new()
-        };
+        let props = self.optional_props()?;
         Some(Action::Route(RouteAction {
             router,
             routes,
@@ -753,10 +752,7 @@ impl<'s> P<'_, 's> {
         let critic = self.ident()?;
         self.kw("until")?;
         let until = self.top()?;
-        let max_rounds = self.attempt(|p| {
-            p.kw("max")?;
-            p.top()
-        });
+        let max_rounds = self.keyword_then_top("max");
         let body = self.body()?;
         Some(Action::Review(ReviewAction {
             critic,
@@ -792,10 +788,7 @@ impl<'s> P<'_, 's> {
             "auto" => {
                 self.kw("approve")?;
                 let target = self.path()?;
-                let when = self.attempt(|p| {
-                    p.kw("when")?;
-                    p.top()
-                });
+                let when = self.keyword_then_top("when");
                 Some(PolicyRuleKind::AutoApprove { target, when })
             }
             "egress" => {
