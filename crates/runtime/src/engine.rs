@@ -10,6 +10,8 @@
 mod budget;
 mod calls;
 mod graph;
+mod rate;
+mod sim_call;
 mod writer;
 
 use std::collections::HashMap;
@@ -245,6 +247,8 @@ pub struct Engine {
     /// Top-level step values.
     pub(crate) values: RwLock<HashMap<String, Value>>,
     pub(crate) global_limit: Semaphore,
+    /// The policy's `rate` rules.
+    pub(crate) rates: rate::RateLimits,
     pub(crate) model_limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     pub(crate) budget: Mutex<Budget>,
     pub(crate) budget_settled: tokio::sync::Notify,
@@ -462,11 +466,13 @@ impl Engine {
             }
         }
         let prices = PriceTable::for_plan(&plan);
+        let rates = rate::RateLimits::new(&plan.policy.rates);
         Engine {
             writer: Writer::spawn(store, run_id.clone()),
             run_id,
             plan: Arc::new(plan),
             global_limit: Semaphore::new(options.max_concurrency.unwrap_or(1024).max(1)),
+            rates,
             options,
             inputs,
             base_dir,

@@ -140,7 +140,7 @@ fn carries_citations(ty: &Ty, types: &[Arc<dsl_check::program::TypeInfo>]) -> bo
 }
 
 /// Exponential backoff with jitter for attempt `n` (1-based).
-fn backoff(base_ms: u64, attempt: u32, rng: &mut Rng) -> Duration {
+pub(super) fn backoff(base_ms: u64, attempt: u32, rng: &mut Rng) -> Duration {
     let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(10));
     let capped = exp.min(30_000);
     let jitter = rng.below(capped / 2 + 1);
@@ -763,7 +763,7 @@ impl Engine {
             let latency =
                 duration_prop(&model.props, "sim_latency").or(self.options.sim_latency_ms);
             if let Some(ms) = latency.filter(|ms| *ms > 0) {
-                sim_sleep(ms).await;
+                self.simulated_model_call(model, key, ms, attempts).await?;
             }
             let value = match self.mocks.get(mock_key) {
                 Some(mock) => {
@@ -1103,6 +1103,9 @@ impl Engine {
                 ));
             }
         }
+        // The policy's `rate` rules space the calls (before the effect is marked issued).
+        let rate_key = info.key();
+        self.wait_for_rate(&rate_key).await?;
         let effect = matches!(info.scope, Some(ToolScope::Write | ToolScope::Destructive));
         let effect_key = effect.then(|| format!("{}/{key}", self.run_id));
         if let Some(effect_key) = &effect_key {
@@ -1150,6 +1153,9 @@ impl Engine {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            if attempt > 1 {
+                self.wait_for_rate(&rate_key).await?;
+            }
             let started = now_ms();
             let result = self
                 .real_tool_call(&info, &args, effect_key.as_deref())

@@ -1,0 +1,196 @@
+//! Scheduling rules a pack declares, enforced at run time in Sim Mode: a model's `timeout`
+//! cancels a slow call (retries and fallbacks apply, each attempt recorded as `timeout`),
+//! and the policy's `rate` rules space the calls of a tool.
+
+use std::path::{Path, PathBuf};
+
+use runtime::engine::{Engine, NewRun, RunOptions, RunStatus};
+use runtime::store::Store;
+
+struct Run {
+    store: Store,
+    run_id: String,
+    status: RunStatus,
+    dir: PathBuf,
+}
+
+/// Runs `source` in Sim Mode on a fresh SQLite store.
+async fn run_sim(name: &str, source: &str) -> Run {
+    let dir = std::env::temp_dir().join(format!(
+        "galaxy-scheduling-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let store = Store::open_sqlite_file(&dir.join("galaxy.db"))
+        .await
+        .expect("store");
+    let (_cancel, receiver) = tokio::sync::watch::channel(false);
+    let new_run = NewRun {
+        source,
+        pack_path: Path::new("scheduling.gx"),
+        inputs: Vec::new(),
+        input_json: None,
+        options: RunOptions {
+            sim: true,
+            seed: 3,
+            ..RunOptions::default()
+        },
+    };
+    let engine = Engine::start(Some(store.clone()), new_run, receiver)
+        .await
+        .expect("the pack checks");
+    let run_id = engine.run_id().to_string();
+    let status = engine.execute().await.expect("runs");
+    Run {
+        store,
+        run_id,
+        status,
+        dir,
+    }
+}
+
+impl Run {
+    async fn finish(self) {
+        self.store.close().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn model_pack(latency: &str, timeout: &str) -> String {
+    format!(
+        r#"pack slow {{
+  language "0.1"
+  model m = openai("gpt-4.1-mini") {{
+    sim_latency: {latency}
+    timeout: {timeout}
+    retry: 1
+    backoff: 1ms
+    fallback: anthropic("claude-haiku-4-5")
+  }}
+  flow {{
+    step answer = ask m {{ prompt: "hello" }}
+  }}
+}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_slower_than_its_timeout_is_cancelled_retried_and_falls_back() {
+    // A 20 s call under a 30 ms timeout: every attempt is cut short.
+    let run = run_sim("timeout", &model_pack("20s", "30ms")).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let steps = run.store.steps(&run.run_id).await.expect("steps");
+    let answer = steps.iter().find(|s| s.key == "answer").expect("answer");
+    assert_eq!(answer.status, "failed");
+    assert!(
+        answer
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("timeout:"),
+        "{:?}",
+        answer.error
+    );
+    let mut attempts = run.store.attempts(&run.run_id).await.expect("attempts");
+    attempts.sort_by_key(|a| a.attempt);
+    // The provider attempts (the step's closing attempt names no provider).
+    let timed_out: Vec<(&str, i64)> = attempts
+        .iter()
+        .filter(|a| {
+            a.detail_json
+                .as_deref()
+                .unwrap_or("")
+                .contains("\"timeout\"")
+        })
+        .filter_map(|a| Some((a.model.as_deref()?, a.ended_at - a.started_at)))
+        .collect();
+    // Two attempts (one retry) on the model, then two on its fallback.
+    let models: Vec<&str> = timed_out.iter().map(|(m, _)| *m).collect();
+    assert_eq!(
+        models,
+        [
+            "gpt-4.1-mini",
+            "gpt-4.1-mini",
+            "claude-haiku-4-5",
+            "claude-haiku-4-5"
+        ]
+    );
+    // Each attempt was cancelled, not waited out (its simulated call takes 20 s).
+    assert!(
+        timed_out.iter().all(|(_, ms)| *ms < 20_000),
+        "{timed_out:?}"
+    );
+    run.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_within_its_timeout_succeeds_at_the_first_attempt() {
+    let run = run_sim("in-time", &model_pack("5ms", "10s")).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let steps = run.store.steps(&run.run_id).await.expect("steps");
+    let answer = steps.iter().find(|s| s.key == "answer").expect("answer");
+    assert_eq!((answer.status.as_str(), answer.attempts), ("succeeded", 1));
+    assert!(
+        run.store
+            .attempts(&run.run_id)
+            .await
+            .expect("attempts")
+            .is_empty()
+    );
+    run.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_rules_space_the_calls_of_a_tool() {
+    // Twelve calls of `work` at once, at most three per 150 ms; `other` is not limited.
+    let source = r#"pack rated {
+  language "0.1"
+  tool items() -> [Int] {
+    scope: read
+    sim: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+  }
+  tool work(x: Int) -> Int {
+    scope: read
+    sim: x + 1
+  }
+  tool other(x: Int) -> Int {
+    scope: read
+    sim: x
+  }
+  policy {
+    rate work 3 per 150ms
+  }
+  flow {
+    step xs = items()
+    step worked = map x in xs { work(x: x) }
+    step free = map x in xs { other(x: x) }
+  }
+}
+"#;
+    let start = tokio::time::Instant::now();
+    let run = run_sim("rate", source).await;
+    let elapsed = start.elapsed();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let steps = run.store.steps(&run.run_id).await.expect("steps");
+    let mut worked: Vec<i64> = steps
+        .iter()
+        .filter(|s| s.key.starts_with("worked[") && s.model.as_deref() == Some("work"))
+        .map(|s| s.ended_at)
+        .collect();
+    worked.sort();
+    assert_eq!(worked.len(), 12, "{steps:#?}");
+    // Any four consecutive calls span at least the window (ms timestamps truncate, so one
+    // millisecond of slack): no 150 ms window ever holds four.
+    for four in worked.windows(4) {
+        assert!(four[3] - four[0] >= 149, "{worked:?}");
+    }
+    // Twelve calls at three per window need three more windows after the first burst.
+    assert!(
+        elapsed >= std::time::Duration::from_millis(450),
+        "{elapsed:?}"
+    );
+    run.finish().await;
+}
