@@ -189,11 +189,36 @@ fn significant_tokens<'s>(
     (significant, refused)
 }
 
+/// The significant tokens (no trivia, no lexer errors), when no region nests deeper than
+/// [`MAX_NESTING`] (deeper input goes to the reporting grammar, which refuses it).
+fn shallow_significant(tokens: &[lexer::Token]) -> Option<Vec<lexer::Token>> {
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut depth = 0usize;
+    for token in tokens {
+        match token.kind {
+            kind if kind.is_trivia() || kind == TokenKind::Error => continue,
+            TokenKind::LBrace | TokenKind::LParen | TokenKind::LBracket | TokenKind::HoleOpen => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return None;
+                }
+            }
+            TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket | TokenKind::HoleClose => {
+                depth = depth.saturating_sub(1);
+            }
+            _ => {}
+        }
+        out.push(*token);
+    }
+    Some(out)
+}
+
 /// See [`crate::parse_both`].
 pub(crate) fn parse_both(source: &str) -> (Option<SourceFile>, SourceFile, Vec<Diagnostic>) {
     let (tokens, mut errors) = lexer::lex(source);
+    let fast =
+        shallow_significant(&tokens).and_then(|significant| fast::parse(source, &significant));
     let (significant, _) = significant_tokens(source, &tokens, &mut errors);
-    let fast = fast::parse(source, &significant);
     let eoi = SimpleSpan::from(source.len()..source.len());
     let (file, parse_errors) = file_parser::<_, RichError<'_, '_>>(source)
         .parse(significant[..].split_token_span(eoi))
@@ -209,16 +234,23 @@ pub(crate) fn parse_both(source: &str) -> (Option<SourceFile>, SourceFile, Vec<D
 
 pub(crate) fn parse(source: &str) -> Parse {
     let (tokens, mut errors) = lexer::lex(source);
-    let (significant, refused) = significant_tokens(source, &tokens, &mut errors);
-    let eoi = SimpleSpan::from(source.len()..source.len());
     // A clean file is parsed once, by the hand-written fast path; a file it gives up on is
     // parsed by the chumsky grammar, which recovers and reports every error.
-    let (file, parse_errors) = match fast::parse(source, &significant) {
-        Some(file) => (Some(file), Vec::new()),
-        None => file_parser::<_, RichError<'_, '_>>(source)
-            .parse(significant[..].split_token_span(eoi))
-            .into_output_errors(),
-    };
+    if let Some(file) =
+        shallow_significant(&tokens).and_then(|significant| fast::parse(source, &significant))
+    {
+        errors.sort_by_key(|d| (d.span.start, d.span.end));
+        return Parse {
+            file,
+            tokens,
+            errors,
+        };
+    }
+    let (significant, refused) = significant_tokens(source, &tokens, &mut errors);
+    let eoi = SimpleSpan::from(source.len()..source.len());
+    let (file, parse_errors) = file_parser::<_, RichError<'_, '_>>(source)
+        .parse(significant[..].split_token_span(eoi))
+        .into_output_errors();
     let mut reported_at = std::collections::HashSet::new();
     for error in parse_errors {
         let start = error.span().start;

@@ -18,7 +18,7 @@ use super::{
     expr_depth, literal_value, number_value,
 };
 use crate::ast::*;
-use crate::lexer::TokenKind;
+use crate::lexer::{Token, TokenKind};
 use crate::span::Span;
 
 /// How deep the parser itself may recurse (a chain of `else when` is the only unbracketed
@@ -27,7 +27,8 @@ const MAX_RECURSION: usize = 200;
 
 /// Parses a clean file; `None` when the file has any syntax error (or anything the chumsky
 /// grammar would report), so the caller falls back to the reporting parser.
-pub(super) fn parse<'s>(source: &'s str, tokens: &[(Tok<'s>, SimpleSpan)]) -> Option<SourceFile> {
+/// `tokens` are the significant tokens (no trivia, no lexer errors).
+pub(super) fn parse(source: &str, tokens: &[Token]) -> Option<SourceFile> {
     let mut p = P {
         source,
         tokens,
@@ -41,7 +42,7 @@ pub(super) fn parse<'s>(source: &'s str, tokens: &[(Tok<'s>, SimpleSpan)]) -> Op
 
 struct P<'a, 's> {
     source: &'s str,
-    tokens: &'a [(Tok<'s>, SimpleSpan)],
+    tokens: &'a [Token],
     pos: usize,
     /// Set when the chumsky grammar would recover or report here: the result is discarded.
     abort: bool,
@@ -51,12 +52,31 @@ struct P<'a, 's> {
 impl<'s> P<'_, 's> {
     // --- Tokens -------------------------------------------------------------------------
 
+    fn tok(&self, index: usize) -> Option<Tok<'s>> {
+        let token = self.tokens.get(index)?;
+        // Only names, literals and string pieces are looked at by their text.
+        let text = match token.kind {
+            TokenKind::Ident
+            | TokenKind::Int
+            | TokenKind::Float
+            | TokenKind::Duration
+            | TokenKind::Money
+            | TokenKind::StrOpen
+            | TokenKind::StrText => token.span.text(self.source),
+            _ => "",
+        };
+        Some(Tok {
+            kind: token.kind,
+            text,
+        })
+    }
+
     fn peek(&self) -> Option<Tok<'s>> {
-        self.tokens.get(self.pos).map(|(t, _)| *t)
+        self.tok(self.pos)
     }
 
     fn peek_kind(&self) -> Option<TokenKind> {
-        self.tokens.get(self.pos).map(|(t, _)| t.kind)
+        self.tokens.get(self.pos).map(|t| t.kind)
     }
 
     fn at(&self, kind: TokenKind) -> bool {
@@ -64,15 +84,17 @@ impl<'s> P<'_, 's> {
     }
 
     fn at_kw(&self, word: &str) -> bool {
-        matches!(self.peek(), Some(Tok { kind: TokenKind::Ident, text }) if text == word)
+        match self.tokens.get(self.pos) {
+            Some(token) if token.kind == TokenKind::Ident => token.span.text(self.source) == word,
+            _ => false,
+        }
     }
 
     fn bump(&mut self) -> SimpleSpan {
         let span = self
             .tokens
             .get(self.pos)
-            .map(|(_, span)| *span)
-            .unwrap_or(SimpleSpan::from(0..0));
+            .map_or(SimpleSpan::from(0..0), |t| SimpleSpan::from(t.span.range()));
         self.pos += 1;
         span
     }
@@ -97,12 +119,15 @@ impl<'s> P<'_, 's> {
 
     /// The span of the tokens from `start` to the current position (chumsky's `e.span()`).
     fn span_from(&self, start: usize) -> Span {
-        let begin = self.tokens.get(start).map_or(0, |(_, span)| span.start);
+        let begin = self.tokens.get(start).map_or(0, |t| t.span.start);
         let end = self
             .tokens
             .get(self.pos.wrapping_sub(1))
-            .map_or(begin, |(_, span)| span.end);
-        Span::new(begin, end)
+            .map_or(begin, |t| t.span.end);
+        Span {
+            start: begin,
+            end: end.max(begin),
+        }
     }
 
     /// Runs `f`; on failure, puts the position back (an ordered-choice alternative).
@@ -1220,8 +1245,8 @@ impl<'s> P<'_, 's> {
     /// `step NAME` starts the next step, so `step` is not read as a name there.
     fn step_header_follows(&self) -> bool {
         matches!(
-            self.tokens.get(self.pos + 1),
-            Some((Tok { kind: TokenKind::Ident, text }, _)) if !RESERVED.contains(text)
+            self.tok(self.pos + 1),
+            Some(Tok { kind: TokenKind::Ident, text }) if !RESERVED.contains(&text)
         )
     }
 
