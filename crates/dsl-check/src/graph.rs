@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use edit::{apply, apply_text_edits, inverse};
+pub use edit::{apply, apply_text_edits, apply_to, inverse};
 pub use export::export;
 pub use import::import;
 pub use layout::auto_layout;

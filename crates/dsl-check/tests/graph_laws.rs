@@ -213,7 +213,11 @@ proptest! {
             }
             let op = op_for(&graph, seed, round);
             let inverse = graph::inverse(&text, &op, &world);
-            match graph::apply(&text, std::slice::from_ref(&op), &world) {
+            let applied = graph::apply(&text, std::slice::from_ref(&op), &world);
+            // Reusing the analysis of the text (as the language server does) changes nothing.
+            let reused = graph::apply_to(&analysis, std::slice::from_ref(&op), &world);
+            prop_assert_eq!(format!("{reused:?}"), format!("{applied:?}"));
+            match applied {
                 Ok(edit) => {
                     let after = graph::apply_text_edits(&text, &edit.edits);
                     let mut last_end = 0;

@@ -521,21 +521,22 @@ impl Engine {
         version: i32,
         ops: &[dsl_check::graph::GraphOp],
     ) -> Result<GraphEditResponse, EngineError> {
-        let doc = self
-            .docs
-            .get(uri)
-            .ok_or_else(|| EngineError::UnknownDocument(uri.as_str().to_string()))?;
-        if doc.version != version {
+        let unknown = || EngineError::UnknownDocument(uri.as_str().to_string());
+        let current = self.docs.get(uri).ok_or_else(unknown)?.version;
+        if current != version {
             return Err(EngineError::StaleVersion {
                 requested: version,
-                current: doc.version,
+                current,
             });
         }
+        // The cached analysis of this version: the edit neither parses nor checks it again.
+        let analysis = self.analysis(uri).ok_or_else(unknown)?;
+        let doc = self.docs.get(uri).ok_or_else(unknown)?;
         let world = EditorWorld {
             dir: doc.path.as_deref().and_then(Path::parent),
             open: &self.docs,
         };
-        let edit = dsl_check::graph::apply(&doc.text, ops, &world)
+        let edit = dsl_check::graph::apply_to(&analysis, ops, &world)
             .map_err(|e| EngineError::Graph(e.to_string()))?;
         Ok(graph::response(uri, doc, edit))
     }

@@ -24,7 +24,22 @@ const TYPE_CODES: &[&str] = &["GX0301", "GX0302", "GX0306", "GX0308"];
 /// On success, the edits (minimal and non-overlapping, against `source`) and the ids each
 /// op created, renamed or deleted.
 pub fn apply(source: &str, ops: &[GraphOp], world: &dyn World) -> Result<GraphEdit, GraphError> {
-    let mut state = State::new(source, world);
+    apply_ops(State::new(source, world), source, ops)
+}
+
+/// [`apply`] to the text `analysis` was made from, reusing that analysis instead of parsing
+/// and checking the text again (the language server keeps one per document version).
+pub fn apply_to(
+    analysis: &Analysis,
+    ops: &[GraphOp],
+    world: &dyn World,
+) -> Result<GraphEdit, GraphError> {
+    let mut state = State::new(&analysis.source, world);
+    state.base = Some(analysis);
+    apply_ops(state, &analysis.source, ops)
+}
+
+fn apply_ops(mut state: State<'_>, source: &str, ops: &[GraphOp]) -> Result<GraphEdit, GraphError> {
     if let Some(error) = state.parse().errors.first() {
         return Err(GraphError::DoesNotParse {
             message: format!("the pack: {}", error.message),
@@ -224,6 +239,8 @@ fn restore_position(state: &mut State<'_>, id: &str) -> GraphOp {
 struct State<'w> {
     text: String,
     world: &'w dyn World,
+    /// An analysis of `text` given by the caller, until the text changes.
+    base: Option<&'w Analysis>,
     parse: Option<Parse>,
     analysis: Option<Analysis>,
 }
@@ -233,12 +250,16 @@ impl<'w> State<'w> {
         State {
             text: source.to_string(),
             world,
+            base: None,
             parse: None,
             analysis: None,
         }
     }
 
     fn parse(&mut self) -> &Parse {
+        if let Some(base) = self.base {
+            return &base.parse;
+        }
         if let Some(analysis) = &self.analysis {
             return &analysis.parse;
         }
@@ -247,6 +268,9 @@ impl<'w> State<'w> {
     }
 
     fn analysis(&mut self) -> &Analysis {
+        if let Some(base) = self.base {
+            return base;
+        }
         let parse = self.parse.take();
         let text = &self.text;
         let world = self.world;
@@ -259,6 +283,7 @@ impl<'w> State<'w> {
     fn replace(&mut self, text: String) {
         if text != self.text {
             self.text = text;
+            self.base = None;
             self.parse = None;
             self.analysis = None;
         }
