@@ -404,7 +404,7 @@ const PACK_POLICY: &str = r#"
     approve destructive
     // The escalation channel is internal; paging it must never wait for a person.
     auto approve chat.post when channel == input.escalation_channel
-    egress allow ["api.mail.example.com", "api.chat.example.com", "api.tickets.example.com", "api.crm.example.com", "api.docs.example.com", "api.search.example.com", "api.calendar.example.com"]
+    egress allow ["api.mail.example.com", "api.chat.example.com", "api.tickets.example.com", "api.crm.example.com", "api.docs.example.com", "api.search.example.com", "api.calendar.example.com", "api.anthropic.com", "api.openai.com"]
     redact cards before all
     redact phones before model
     budget 25.00 usd per run
@@ -815,6 +815,8 @@ policy:
     - api.docs.example.com
     - api.search.example.com
     - api.calendar.example.com
+    - api.anthropic.com
+    - api.openai.com
   redact:
     - { what: cards, before: all }
     - { what: phones, before: model }

@@ -86,6 +86,9 @@ pub(crate) struct Checker<'a> {
     pub failed_imports: crate::fast_hash::FastSet<String>,
     /// Work spent on "did you mean" suggestions so far (candidates considered).
     pub suggestion_work: usize,
+    /// The provider calls of the file's models (each model and its fallbacks), with the
+    /// hosts they reach, for the egress check.
+    pub model_calls: Vec<checks::model_egress::ModelCall>,
 }
 
 /// How many candidates "did you mean" may consider per file in total: a file with thousands
@@ -223,6 +226,7 @@ impl<'a> Checker<'a> {
             failed_imports: crate::fast_hash::FastSet::default(),
             docs: doc_table(src, parse),
             own_tools: Vec::new(),
+            model_calls: Vec::new(),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod language_version;
 pub mod layout;
 pub mod map_over_non_list;
 pub mod missing_flow;
+pub mod model_egress;
 pub mod operators;
 pub mod properties;
 pub mod providers;

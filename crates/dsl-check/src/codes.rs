@@ -41,6 +41,7 @@ pub const CODES: &[(&str, &str)] = &[
     ("GX0405", "invalid tool scope"),
     ("GX0406", "request URL host not among the tool's hosts"),
     ("GX0407", "unknown redaction kind or point"),
+    ("GX0408", "model host not in the egress allowlist"),
     ("GX0501", "cycle in the flow"),
     ("GX0502", "warning: unused step"),
     ("GX0503", "warning: unused input"),

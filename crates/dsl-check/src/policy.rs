@@ -182,6 +182,49 @@ impl PolicyInfo {
     }
 }
 
+/// The host the OpenAI client calls when a model gives no `base_url`.
+pub const OPENAI_API_HOST: &str = "api.openai.com";
+/// The host the Anthropic client calls when a model gives no `base_url`.
+pub const ANTHROPIC_API_HOST: &str = "api.anthropic.com";
+
+/// The host a model call reaches: the host of `base_url` when given, otherwise the
+/// provider's own API host. `None` when neither is known (an `openai_compatible` model
+/// without a literal `base_url`, an unknown provider, or a `base_url` that is not a URL).
+pub fn model_host(provider: &str, base_url: Option<&str>) -> Option<String> {
+    match base_url {
+        Some(url) => url_host(url),
+        None => match provider {
+            "openai" => Some(OPENAI_API_HOST.to_string()),
+            "anthropic" => Some(ANTHROPIC_API_HOST.to_string()),
+            _ => None,
+        },
+    }
+}
+
+/// The host of an absolute URL, lowercase (`https://user@API.example.com:8443/v1` ->
+/// `api.example.com`; an IPv6 address keeps its brackets: `[::1]`). `None` when the text
+/// has no `scheme://` or no host.
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url.trim().split_once("://").map(|(_, rest)| rest)?;
+    // As URL parsers do for http(s), a backslash ends the authority like a slash: the
+    // host of `http://evil.example\@good.example/` is `evil.example`.
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or(rest);
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if host_port.starts_with('[') {
+        match host_port.find(']') {
+            Some(end) => host_port.get(..=end)?,
+            None => return None,
+        }
+    } else {
+        host_port.split(':').next().unwrap_or(host_port)
+    };
+    if host.is_empty() {
+        None
+    } else {
+        Some(host.to_ascii_lowercase())
+    }
+}
+
 /// `*.example.com` matches subdomains of `example.com`; anything else matches exactly
 /// (ignoring case).
 pub fn host_matches(pattern: &str, host: &str) -> bool {
@@ -219,6 +262,39 @@ mod tests {
         };
         assert!(policy.has_approval_path("mail.send", Some(Scope::Destructive)));
         assert!(!policy.has_approval_path("mail.delete", Some(Scope::Destructive)));
+    }
+
+    #[test]
+    fn model_hosts() {
+        assert_eq!(
+            model_host("openai", None).as_deref(),
+            Some("api.openai.com")
+        );
+        assert_eq!(
+            model_host("anthropic", None).as_deref(),
+            Some("api.anthropic.com")
+        );
+        assert_eq!(model_host("openai_compatible", None), None);
+        assert_eq!(
+            model_host("openai_compatible", Some("http://127.0.0.1:8080/v1")).as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            model_host("openai", Some("https://user:pw@Proxy.Example.com")).as_deref(),
+            Some("proxy.example.com")
+        );
+        assert_eq!(url_host("http://[::1]:8080/v1").as_deref(), Some("[::1]"));
+        assert_eq!(
+            url_host("http://evil.example\\@good.example/v1").as_deref(),
+            Some("evil.example")
+        );
+        assert_eq!(
+            url_host("https://api.example.com?x=1").as_deref(),
+            Some("api.example.com")
+        );
+        assert_eq!(url_host("api.example.com/v1"), None);
+        assert_eq!(url_host("http:///v1"), None);
+        assert_eq!(url_host("http://[::1"), None);
     }
 
     #[test]

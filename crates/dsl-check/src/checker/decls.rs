@@ -561,6 +561,28 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        let fallbacks: Vec<&Expr> = match table.get("fallback").map(|p| &p.value) {
+            Some(Expr {
+                kind: ExprKind::List(calls),
+                ..
+            }) => calls.iter().collect(),
+            Some(call) => vec![call],
+            None => Vec::new(),
+        };
+        let calls = std::iter::once((&decl.provider, false))
+            .chain(fallbacks.into_iter().map(|c| (c, true)));
+        for (call, fallback) in calls {
+            if let Some((host, span, provider)) = checks::model_egress::provider_call_host(call) {
+                self.model_calls.push(checks::model_egress::ModelCall {
+                    model: Arc::from(decl.name.name.as_str()),
+                    def: decl.name.span,
+                    host,
+                    span,
+                    provider,
+                    fallback,
+                });
+            }
+        }
         let info = Arc::new(ModelInfo {
             module: self.module.clone(),
             name: Arc::from(decl.name.name.as_str()),

@@ -105,6 +105,7 @@ impl<'a> Checker<'a> {
         }
         checks::approvals::check(self);
         checks::egress::check(self);
+        checks::model_egress::check(self);
         checks::unused::check_steps(self);
         checks::unused::check_inputs(self);
     }

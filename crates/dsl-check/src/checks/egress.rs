@@ -38,24 +38,34 @@ pub(crate) fn check(checker: &mut Checker<'_>) {
             if checker.policy.allows_host(host) || !reported.insert((key.clone(), host.clone())) {
                 continue;
             }
-            let mut diagnostic = Diagnostic::error(
+            let diagnostic = Diagnostic::error(
                 "GX0402",
                 span,
                 format!("tool `{key}` reaches host `{host}`, which the egress allowlist does not include"),
             )
             .with_help(format!("`{key}` reaches {}; add \"{host}\" to `egress allow`", tool.hosts.iter().map(|h| format!("\"{h}\"")).collect::<Vec<_>>().join(", ")));
-            if let Some((list, last)) = checker.policy.egress_list {
-                diagnostic = diagnostic.with_label(list, "the egress allowlist");
-                let edit = match last {
-                    Some(last) => replace(Span::empty(last.end as usize), format!(", \"{host}\"")),
-                    None => replace(
-                        Span::empty(list.end.saturating_sub(1) as usize),
-                        format!("\"{host}\""),
-                    ),
-                };
-                diagnostic = diagnostic.with_fix(format!("allow `{host}`"), vec![edit]);
-            }
+            let diagnostic = with_allow_fix(checker, diagnostic, host);
             checker.report(diagnostic);
         }
     }
+}
+
+/// Labels the egress allowlist and adds the fix that allows `host` in it.
+pub(crate) fn with_allow_fix(
+    checker: &Checker<'_>,
+    mut diagnostic: Diagnostic,
+    host: &str,
+) -> Diagnostic {
+    if let Some((list, last)) = checker.policy.egress_list {
+        diagnostic = diagnostic.with_label(list, "the egress allowlist");
+        let edit = match last {
+            Some(last) => replace(Span::empty(last.end as usize), format!(", \"{host}\"")),
+            None => replace(
+                Span::empty(list.end.saturating_sub(1) as usize),
+                format!("\"{host}\""),
+            ),
+        };
+        diagnostic = diagnostic.with_fix(format!("allow `{host}`"), vec![edit]);
+    }
+    diagnostic
 }

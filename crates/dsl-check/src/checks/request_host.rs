@@ -19,24 +19,11 @@ pub(crate) fn url_host(url: &Expr) -> Option<String> {
         return None;
     };
     let rest = text.split_once("://").map(|(_, rest)| rest)?;
-    let end = rest.find(['/', '?', '#']);
-    let authority = match end {
-        Some(end) => rest.get(..end)?,
-        None => {
-            // The host must end inside this text part, or a hole follows it.
-            if lit.parts.len() > 1 {
-                return None;
-            }
-            rest
-        }
-    };
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    let host = host.split(':').next().unwrap_or(host);
-    if host.is_empty() {
-        None
-    } else {
-        Some(host.to_ascii_lowercase())
+    // The host must end inside this text part, or a hole follows it.
+    if lit.parts.len() > 1 && !rest.contains(['/', '?', '#', '\\']) {
+        return None;
     }
+    crate::policy::url_host(text)
 }
 
 /// Checks the request URL's host against the tool's hosts.
