@@ -283,8 +283,65 @@ pub fn build_provider(
     }
 }
 
+/// The host a call of `provider` reaches: the host of `base_url` when given, otherwise of
+/// the provider's default endpoint (the same endpoints [`build_provider`] uses). `None` when
+/// there is no endpoint (an unknown provider, `openai_compatible` without `base_url`) or
+/// `base_url` is not a URL: such a client cannot be built or send anything.
+pub fn endpoint_host(provider: &str, base_url: Option<&str>) -> Option<String> {
+    let url = match (provider, base_url.filter(|b| !b.trim().is_empty())) {
+        (_, Some(url)) => url,
+        ("openai", None) => OPENAI_DEFAULT_BASE_URL,
+        ("anthropic", None) => ANTHROPIC_DEFAULT_BASE_URL,
+        _ => return None,
+    };
+    let parsed = reqwest::Url::parse(url.trim()).ok()?;
+    parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .map(str::to_ascii_lowercase)
+}
+
 fn require_key(provider: &str, api_key: Option<String>) -> Result<String, ProviderError> {
     api_key
         .filter(|k| !k.trim().is_empty())
         .ok_or_else(|| ProviderError::Auth(format!("no API key given for provider `{provider}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_hosts_agree_with_the_static_check() {
+        for provider in ["openai", "anthropic"] {
+            assert_eq!(
+                endpoint_host(provider, None),
+                dsl_check::policy::model_host(provider, None),
+                "{provider}"
+            );
+        }
+        assert_eq!(endpoint_host("openai_compatible", None), None);
+        assert_eq!(endpoint_host("nope", None), None);
+        assert_eq!(
+            endpoint_host("openai_compatible", Some("http://127.0.0.1:8080/v1")).as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            endpoint_host("anthropic", Some("https://Proxy.Example.com/anthropic")).as_deref(),
+            Some("proxy.example.com")
+        );
+        assert_eq!(endpoint_host("openai_compatible", Some("not a url")), None);
+        for url in [
+            "http://127.0.0.1:8080/v1",
+            "https://u:p@LLM.example.com:8443/v1?x=1",
+            "http://evil.example\\@good.example/v1",
+            "http://[::1]:8080/v1",
+        ] {
+            assert_eq!(
+                endpoint_host("openai_compatible", Some(url)),
+                dsl_check::policy::model_host("openai_compatible", Some(url)),
+                "{url}"
+            );
+        }
+    }
 }

@@ -1408,17 +1408,14 @@ async fn knowledge_urls_are_fetched_through_the_egress_allowlist() {
     assert_eq!(report.citations[0]["url"], url);
     assert_eq!(report.citations[0]["title"], "Refund policy");
 
-    // A host outside the allowlist is never contacted.
-    let blocked = source.replace(
-        r#"egress allow ["127.0.0.1"]"#,
-        r#"egress allow ["localhost"]"#,
-    );
+    // A host outside the allowlist is never contacted (the model's host is allowed).
+    let blocked = source.replace(&url, &url.replace("127.0.0.1", "localhost"));
     let server_requests = server.requests().len();
     let (status, report) = dir.run(&blocked, false).await.expect("starts");
     assert_eq!(status, runtime::RunStatus::Failed);
     let error = report.error.unwrap_or_default();
     assert!(
-        error.contains("egress to `127.0.0.1` is not allowed"),
+        error.contains("egress to `localhost` is not allowed") && error.contains("knowledge `kb`"),
         "{error}"
     );
     assert_eq!(server.requests().len(), server_requests);
@@ -1531,4 +1528,32 @@ async fn top_k_sends_only_the_passages_that_match_the_prompt() {
         prompt.len()
     );
     assert_eq!(report.citations[0]["url"], "knowledge/handbook.md");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_host_outside_the_allowlist_stops_the_run_before_any_call() {
+    let server = TestServer::start(vec![completion_of(&json!({ "reply": "hi" }))]).await;
+    let dir = PackDir::new("egress-models", &[]);
+    let allowed = grounded_pack(&server.url("/v1"), r#"files("knowledge/*.md")"#);
+    let refused = allowed.replace(
+        r#"egress allow ["127.0.0.1"]"#,
+        r#"egress allow ["localhost", "*.example.com"]"#,
+    );
+    std::fs::create_dir_all(dir.dir.join("knowledge")).expect("mkdir");
+    std::fs::write(dir.dir.join("knowledge/refunds.md"), REFUNDS).expect("write");
+    for sim in [false, true] {
+        let error = dir.run(&refused, sim).await.expect_err("GX0408 stops it");
+        assert!(error.contains("the pack has errors"), "{error}");
+    }
+    assert!(
+        server.requests().is_empty(),
+        "a refused model was contacted"
+    );
+    let analysis = dsl_check::check(&refused, &NoFiles);
+    let codes: Vec<&str> = analysis.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["GX0408"]);
+
+    let (status, report) = dir.run(&allowed, false).await.expect("starts");
+    assert_eq!(status, runtime::RunStatus::Succeeded, "{:?}", report.error);
+    assert_eq!(server.requests().len(), 1);
 }

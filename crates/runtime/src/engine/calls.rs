@@ -139,6 +139,35 @@ fn carries_citations(ty: &Ty, types: &[Arc<dsl_check::program::TypeInfo>]) -> bo
     }
 }
 
+/// The failure of a model call whose every provider the egress allowlist refuses: the
+/// model's own refusal, or one naming every refused host of the chain.
+fn all_refused(model: &str, chain: &[&ProviderRef], refusals: &[Option<Failure>]) -> Failure {
+    let mut hosts: Vec<String> = Vec::new();
+    for provider in chain {
+        if let Some(host) =
+            crate::providers::endpoint_host(&provider.provider, provider.base_url.as_deref())
+            && !hosts.contains(&host)
+        {
+            hosts.push(host);
+        }
+    }
+    match (refusals.first(), chain.len()) {
+        (Some(Some(only)), 1) => only.clone(),
+        _ => {
+            let named: Vec<String> = hosts.iter().map(|h| format!("`{h}`")).collect();
+            let quoted: Vec<String> = hosts.iter().map(|h| format!("\"{h}\"")).collect();
+            Failure::new(
+                "policy",
+                format!(
+                    "egress to {} is not allowed by the policy (model `{model}` and its fallbacks); add {} to the policy's `egress allow` list to allow it",
+                    named.join(", "),
+                    quoted.join(", ")
+                ),
+            )
+        }
+    }
+}
+
 /// Exponential backoff with jitter for attempt `n` (1-based).
 pub(super) fn backoff(base_ms: u64, attempt: u32, rng: &mut Rng) -> Duration {
     let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(10));
@@ -720,6 +749,18 @@ impl Engine {
         let model = self
             .model_of(target)
             .ok_or_else(|| Failure::new("permanent", format!("`{target}` has no model")))?;
+        // The egress allowlist decides, before anything is sent (or simulated), which
+        // providers of the chain may be called; with none left the call fails here.
+        let chain: Vec<&ProviderRef> = std::iter::once(&model.provider)
+            .chain(model.fallback.iter())
+            .collect();
+        let refusals: Vec<Option<Failure>> = chain
+            .iter()
+            .map(|provider| self.egress_refusal(&model.name, provider))
+            .collect();
+        if refusals.iter().all(Option::is_some) {
+            return Err(all_refused(&model.name, &chain, &refusals));
+        }
         let mut system = agent
             .and_then(|a| a.instructions.as_ref())
             .and_then(|i| eval::eval(i, &Scope::default()).ok())
@@ -760,6 +801,30 @@ impl Engine {
         let _global = crate::sim::clock::after_wait(self.global_limit.acquire()).await;
         let _model = crate::sim::clock::after_wait(permit_model.acquire()).await;
         if self.options.sim {
+            // Simulated calls keep the allowlist: refused providers before the first allowed
+            // one are tried and refused in order, and refused ones never answer.
+            let first = refusals.iter().position(Option::is_none).unwrap_or(0);
+            for (provider, refusal) in chain.iter().zip(&refusals).take(first) {
+                if let Some(refusal) = refusal {
+                    attempts.push(self.refused_attempt(key, attempts.len(), provider, refusal));
+                }
+            }
+            let allowed_model;
+            let model = if refusals.iter().any(Option::is_some) {
+                let mut allowed = chain
+                    .iter()
+                    .zip(&refusals)
+                    .filter(|(_, refusal)| refusal.is_none())
+                    .map(|(provider, _)| (*provider).clone());
+                allowed_model = PlanModel {
+                    provider: allowed.next().unwrap_or_else(|| model.provider.clone()),
+                    fallback: allowed.collect(),
+                    ..model.clone()
+                };
+                &allowed_model
+            } else {
+                model
+            };
             let latency =
                 duration_prop(&model.props, "sim_latency").or(self.options.sim_latency_ms);
             if let Some(ms) = latency.filter(|ms| *ms > 0) {
@@ -826,11 +891,16 @@ impl Engine {
             Ty::String => None,
             other => Some(crate::providers::json_schema_for(other, &*self.plan)),
         };
-        let mut chain: Vec<&ProviderRef> = vec![&model.provider];
-        chain.extend(model.fallback.iter());
         let mut rng = Rng::new(self.options.seed, key);
         let mut last = Failure::new("permanent", "no provider");
-        for provider in chain {
+        for (provider, refusal) in chain.into_iter().zip(refusals) {
+            if let Some(refusal) = refusal {
+                // Refused by the egress allowlist: never contacted, not retried; the chain
+                // goes on to the next fallback.
+                attempts.push(self.refused_attempt(key, attempts.len(), provider, &refusal));
+                last = refusal;
+                continue;
+            }
             let client = self.provider(provider).map_err(Failure::from)?;
             let request = CompletionRequest {
                 model: provider.model.clone(),
@@ -893,11 +963,50 @@ impl Engine {
                     }
                 }
             }
-            if !last.retryable() && last.class != "auth" {
+            if !last.retryable() && last.class != "auth" && last.class != "policy" {
                 break;
             }
         }
         Err(last)
+    }
+
+    /// Why the egress allowlist refuses a call of `provider` (in the chain of `model`), if
+    /// it does: the host the call would reach (the provider's API host, or the host of its
+    /// `base_url`) is not on the list.
+    fn egress_refusal(&self, model: &str, provider: &ProviderRef) -> Option<Failure> {
+        let host =
+            crate::providers::endpoint_host(&provider.provider, provider.base_url.as_deref())?;
+        if self.plan.policy.allows_host(&host) {
+            return None;
+        }
+        Some(Failure::new(
+            "policy",
+            format!(
+                "egress to `{host}` is not allowed by the policy (model `{model}`: {}(\"{}\")); add \"{host}\" to the policy's `egress allow` list to allow it",
+                provider.provider, provider.model
+            ),
+        ))
+    }
+
+    /// The failed attempt that records a call the egress allowlist refused.
+    fn refused_attempt(
+        &self,
+        key: &str,
+        earlier: usize,
+        provider: &ProviderRef,
+        refusal: &Failure,
+    ) -> AttemptRecord {
+        let now = now_ms();
+        let mut record = self.attempt_record(
+            key,
+            earlier as i64 + 1,
+            "failed",
+            now,
+            Some(redact_text(&refusal.message, self.redact_trace)),
+        );
+        record.model = Some(provider.model.clone());
+        record.detail_json = Some(serde_json::json!({ "class": refusal.class }).to_string());
+        record
     }
 
     fn model_semaphore(&self, provider: &ProviderRef) -> Arc<Semaphore> {
@@ -1327,3 +1436,6 @@ impl Engine {
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 }
+
+#[cfg(test)]
+mod egress_tests;
