@@ -52,7 +52,17 @@ pub(crate) fn with_suggestion<'c>(
     span: Span,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> (Diagnostic, bool) {
-    match did_you_mean(name, candidates) {
+    with_suggested(diagnostic, span, did_you_mean(name, candidates))
+}
+
+/// `diagnostic` with "did you mean `best`?" and its fix, when there is a `best`; whether
+/// there was.
+pub(crate) fn with_suggested(
+    diagnostic: Diagnostic,
+    span: Span,
+    best: Option<&str>,
+) -> (Diagnostic, bool) {
+    match best {
         Some(best) => (
             diagnostic
                 .with_help(format!("did you mean `{best}`?"))

@@ -356,20 +356,19 @@ impl<'a> Checker<'a> {
     }
 
     /// Every value name visible here, sorted, for suggestions.
-    pub(crate) fn visible_value_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.locals.iter().map(|l| &*l.name).collect();
-        names.extend(self.steps.keys().map(|k| &**k));
-        names.extend(self.agents.keys().map(|k| &**k));
-        names.extend(self.models.keys().map(|k| &**k));
-        names.extend(self.knowledge.keys().map(|k| &**k));
-        names.extend(self.imports.keys().map(|k| &**k));
-        names.extend(self.tools.keys().map(|k| &**k));
-        if !self.is_module {
-            names.push("input");
-        }
-        names.sort_unstable();
-        names.dedup();
-        names
+    /// Every name a value may be written with here, in no particular order (duplicates
+    /// possible): the candidates for "did you mean".
+    pub(crate) fn visible_value_names(&self) -> impl Iterator<Item = &str> {
+        self.locals
+            .iter()
+            .map(|l| &*l.name)
+            .chain(self.steps.keys().map(|k| &**k))
+            .chain(self.agents.keys().map(|k| &**k))
+            .chain(self.models.keys().map(|k| &**k))
+            .chain(self.knowledge.keys().map(|k| &**k))
+            .chain(self.imports.keys().map(|k| &**k))
+            .chain(self.tools.keys().map(|k| &**k))
+            .chain((!self.is_module).then_some("input"))
     }
 
     fn is_local(&self, name: &str) -> bool {

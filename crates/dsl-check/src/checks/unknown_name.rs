@@ -3,8 +3,9 @@
 use dsl_syntax::Diagnostic;
 use dsl_syntax::ast::Ident;
 
-use super::{name_list, with_suggestion};
+use super::{name_list, with_suggested, with_suggestion};
 use crate::checker::Checker;
+use crate::suggest::did_you_mean_unordered;
 
 /// An unknown name in value position.
 pub(crate) fn report(checker: &mut Checker<'_>, name: &Ident) {
@@ -12,23 +13,14 @@ pub(crate) fn report(checker: &mut Checker<'_>, name: &Ident) {
         return;
     }
     let count = checker.steps.len() + checker.locals.len() + checker.agents.len();
-    let candidates: Vec<String> = if checker.can_suggest(count) {
-        checker
-            .visible_value_names()
-            .into_iter()
-            .map(str::to_string)
-            .collect()
+    let best = if checker.can_suggest(count) {
+        did_you_mean_unordered(&name.name, checker.visible_value_names()).map(str::to_string)
     } else {
-        Vec::new()
+        None
     };
     let diagnostic =
         Diagnostic::error("GX0201", name.span, format!("unknown name `{}`", name.name));
-    let (mut diagnostic, suggested) = with_suggestion(
-        diagnostic,
-        &name.name,
-        name.span,
-        candidates.iter().map(String::as_str),
-    );
+    let (mut diagnostic, suggested) = with_suggested(diagnostic, name.span, best.as_deref());
     if !suggested {
         diagnostic = diagnostic.with_help("steps, inputs (`input.NAME`), agents, models, knowledge sources and modules can be named here");
     }
