@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "step detail",
         include_str!("../../../migrations/0002_step_detail.sql"),
     ),
+    (
+        3,
+        "run plans",
+        include_str!("../../../migrations/0003_run_plans.sql"),
+    ),
 ];
 
 /// A failure of the store.
@@ -527,6 +532,33 @@ impl StoreConnection {
             }
         }
     }
+
+    /// SQLite: stops commits on this connection from checkpointing the WAL, which copies
+    /// the log into the database inside whichever commit crosses the threshold (a
+    /// millisecond or more in the middle of a run); [`StoreConnection::checkpoint`] does it
+    /// when the writer has nothing queued. Nothing to do on PostgreSQL.
+    pub async fn defer_checkpoints(&mut self, defer: bool) -> Result<(), StoreError> {
+        if let StoreConnection::Sqlite(conn) = self {
+            let pragma = if defer {
+                "PRAGMA wal_autocheckpoint = 0"
+            } else {
+                "PRAGMA wal_autocheckpoint = 1000"
+            };
+            sqlx::query(pragma).execute(&mut **conn).await?;
+        }
+        Ok(())
+    }
+
+    /// SQLite: copies what the WAL holds into the database, without waiting for readers
+    /// (a passive checkpoint). Nothing to do on PostgreSQL.
+    pub async fn checkpoint(&mut self) -> Result<(), StoreError> {
+        if let StoreConnection::Sqlite(conn) = self {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut **conn)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads a run row.
@@ -645,17 +677,16 @@ impl Store {
         with_pool!(self, pool => pool.close().await);
     }
 
-    /// Records a new run.
+    /// Records a new run (its status row and, apart, its source and plan).
     pub async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO runs (id, pack_name, pack_path, source, plan_json, plan_hash, inputs_json, options_json, status, outcome, error, result_json, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                "INSERT INTO runs (id, pack_name, pack_path, plan_hash, inputs_json, options_json, status, outcome, error, result_json, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(&run.id)
             .bind(&run.pack_name)
             .bind(&run.pack_path)
-            .bind(&run.source)
-            .bind(&run.plan_json)
             .bind(&run.plan_hash)
             .bind(&run.inputs_json)
             .bind(&run.options_json)
@@ -665,8 +696,15 @@ impl Store {
             .bind(&run.result_json)
             .bind(run.created_at)
             .bind(run.updated_at)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            sqlx::query("INSERT INTO run_plans (run_id, source, plan_json) VALUES ($1, $2, $3)")
+                .bind(&run.id)
+                .bind(&run.source)
+                .bind(&run.plan_json)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -704,7 +742,7 @@ impl Store {
     pub async fn run(&self, id: &str) -> Result<RunRecord, StoreError> {
         let pattern = format!("{id}%");
         let rows = with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT * FROM runs WHERE id = $1 OR id LIKE $2 ORDER BY created_at DESC LIMIT 2")
+            let rows = sqlx::query("SELECT runs.*, run_plans.source, run_plans.plan_json FROM runs JOIN run_plans ON run_plans.run_id = runs.id WHERE runs.id = $1 OR runs.id LIKE $2 ORDER BY runs.created_at DESC LIMIT 2")
                 .bind(id)
                 .bind(&pattern)
                 .fetch_all(pool)
@@ -724,7 +762,7 @@ impl Store {
     /// The most recent runs, newest first.
     pub async fn runs(&self, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
         Ok(with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT * FROM runs ORDER BY created_at DESC, id DESC LIMIT $1")
+            let rows = sqlx::query("SELECT runs.*, run_plans.source, run_plans.plan_json FROM runs JOIN run_plans ON run_plans.run_id = runs.id ORDER BY runs.created_at DESC, runs.id DESC LIMIT $1")
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;

@@ -241,6 +241,8 @@ impl Engine {
         let mut attempts = Vec::new();
         let work = self.leaf(node, ctx, key, &mut attempts);
         let result = tokio::select! {
+            // The work first: no random pick per poll (cancellation is still seen at once).
+            biased;
             result = work => Some(result),
             _ = cancel.wait_for(|c| *c) => None,
         };

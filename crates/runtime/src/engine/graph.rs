@@ -155,8 +155,13 @@ impl Engine {
     pub(crate) fn run_graph<'a>(&'a self, graph: &'a Graph, ctx: Ctx) -> BoxFut<'a, GraphOutcome> {
         Box::pin(async move {
             let g = &graph.graph;
-            let mut outcome = GraphOutcome::default();
-            let mut waiting_on: HashMap<NodeIndex, usize> = HashMap::new();
+            let nodes = g.node_count();
+            let mut outcome = GraphOutcome {
+                values: HashMap::with_capacity(nodes),
+                states: HashMap::with_capacity(nodes),
+                ..GraphOutcome::default()
+            };
+            let mut waiting_on: HashMap<NodeIndex, usize> = HashMap::with_capacity(nodes);
             let mut rejected: HashSet<NodeIndex> = HashSet::new();
             let mut running = FuturesUnordered::new();
             for index in g.node_indices() {

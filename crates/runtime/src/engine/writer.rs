@@ -2,13 +2,70 @@
 //! (group commit) and acknowledges each batch only once it is durable.
 //!
 //! The task keeps one connection for the run (no pool round trip per commit) and lets it go
-//! when [`Writer::close`] flushes, or after an error (the next batch takes a fresh one).
+//! when [`Writer::close`] flushes, or after an error (the next batch takes a fresh one). On
+//! SQLite it checkpoints the log itself, after acknowledging, instead of inside a commit.
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{Store, StoreConnection, StoreError, Write};
 
 type Batch = (Vec<Write>, oneshot::Sender<Result<(), String>>);
+
+/// Rows written between two checkpoints of SQLite's log (about 1,000 pages).
+const CHECKPOINT_ROWS: usize = 2000;
+
+/// The writer task's connection, taken when a batch comes and kept until a flush.
+struct HeldConnection {
+    store: Store,
+    connection: Option<StoreConnection>,
+    /// Rows written since the last checkpoint.
+    unchecked_rows: usize,
+}
+
+impl HeldConnection {
+    /// Commits `writes` in one transaction (a failed connection is let go, the next batch
+    /// takes a fresh one).
+    async fn apply(&mut self, run_id: &str, writes: &[Write]) -> Result<(), String> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        if self.connection.is_none() {
+            let mut fresh = self.store.connection().await.map_err(|e| e.to_string())?;
+            fresh
+                .defer_checkpoints(true)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.connection = Some(fresh);
+        }
+        let Some(connection) = &mut self.connection else {
+            return Err("the store writer has no connection".into());
+        };
+        let result = connection.apply(run_id, writes).await;
+        if result.is_err() {
+            self.connection = None;
+        }
+        self.unchecked_rows += writes.len();
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Checkpoints SQLite's log (a failure leaves it to the next one).
+    async fn checkpoint(&mut self) {
+        if let Some(connection) = &mut self.connection {
+            let _ = connection.checkpoint().await;
+        }
+        self.unchecked_rows = 0;
+    }
+
+    /// Checkpoints what is left and gives the connection back to the pool as it was.
+    async fn release(&mut self) {
+        if self.unchecked_rows > 0 {
+            self.checkpoint().await;
+        }
+        if let Some(mut connection) = self.connection.take() {
+            let _ = connection.defer_checkpoints(false).await;
+        }
+    }
+}
 
 /// A handle to the writer task (or nothing, for in-memory runs).
 pub(crate) struct Writer {
@@ -27,7 +84,11 @@ impl Writer {
         };
         let (sender, mut receiver) = mpsc::unbounded_channel::<Batch>();
         let task = tokio::spawn(async move {
-            let mut connection: Option<StoreConnection> = None;
+            let mut held = HeldConnection {
+                store,
+                connection: None,
+                unchecked_rows: 0,
+            };
             while let Some(first) = receiver.recv().await {
                 // An empty batch is a flush (`close`): the run is done with the store for now.
                 let mut release = first.0.is_empty();
@@ -38,32 +99,20 @@ impl Writer {
                     writes.extend(more);
                     acks.push(ack);
                 }
-                let result = if writes.is_empty() {
-                    Ok(())
-                } else {
-                    let result = match &mut connection {
-                        Some(connection) => connection.apply(&run_id, &writes).await,
-                        None => match store.connection().await {
-                            Ok(mut fresh) => {
-                                let result = fresh.apply(&run_id, &writes).await;
-                                connection = Some(fresh);
-                                result
-                            }
-                            Err(error) => Err(error),
-                        },
-                    };
-                    if result.is_err() {
-                        connection = None;
-                    }
-                    result.map_err(|e| e.to_string())
-                };
-                if release {
-                    connection = None;
-                }
+                let result = held.apply(&run_id, &writes).await;
                 for ack in acks {
                     let _ = ack.send(result.clone());
                 }
+                // After the acknowledgements, so no step waits for it: copy the log into the
+                // database once enough rows gathered and nothing is queued.
+                if held.unchecked_rows >= CHECKPOINT_ROWS && receiver.is_empty() {
+                    held.checkpoint().await;
+                }
+                if release {
+                    held.release().await;
+                }
             }
+            held.release().await;
         });
         Writer {
             sender: Some(sender),

@@ -94,6 +94,9 @@ pub async fn sleep_until(deadline: Instant) {
     }
 }
 
+/// How long before a deadline the timer thread stops sleeping and spins.
+const SPIN: Duration = Duration::from_micros(150);
+
 /// One thread that fires oneshot channels at their deadlines.
 struct PreciseTimer {
     queue: Mutex<BinaryHeap<TimerEntry>>,
@@ -179,11 +182,18 @@ impl PreciseTimer {
             }
             queue = match queue.peek().map(|top| top.deadline - now) {
                 None => self.changed.wait(queue).unwrap_or_else(|e| e.into_inner()),
-                Some(wait) => {
+                // The kernel wakes a sleeping thread some 50-100 us late (timer slack, then
+                // scheduling): sleep until shortly before the deadline, then spin to it.
+                Some(wait) if wait > SPIN => {
                     self.changed
-                        .wait_timeout(queue, wait)
+                        .wait_timeout(queue, wait - SPIN)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
+                }
+                Some(_) => {
+                    drop(queue);
+                    std::thread::yield_now();
+                    self.queue.lock().unwrap_or_else(|e| e.into_inner())
                 }
             };
         }
