@@ -4,8 +4,8 @@
 //!
 //! All node futures of a run are driven by one task (`FuturesUnordered` per graph), so a
 //! node's work is cancelled by dropping it: Ctrl-C reaches in-flight model and HTTP calls.
-//! Store writes go to a writer task that commits everything queued in one transaction
-//! (group commit: one commit per wave of nodes that finish together).
+//! Store writes are group commits: whichever node gets the store's connection commits
+//! everything queued in one transaction (one commit per wave of nodes that finish together).
 
 mod budget;
 mod calls;
@@ -468,7 +468,7 @@ impl Engine {
         let prices = PriceTable::for_plan(&plan);
         let rates = rate::RateLimits::new(&plan.policy.rates);
         Engine {
-            writer: Writer::spawn(store, run_id.clone()),
+            writer: Writer::new(store, run_id.clone()),
             run_id,
             plan: Arc::new(plan),
             global_limit: Semaphore::new(options.max_concurrency.unwrap_or(1024).max(1)),
