@@ -1,6 +1,7 @@
 //! PII redaction: emails, phone numbers, card numbers, national ids and API keys are
 //! replaced by a marker before a model sees them and in every trace and log line.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -90,19 +91,25 @@ fn luhn(digits: &str) -> bool {
 
 /// `text` with the chosen kinds replaced by `[REDACTED:kind]`.
 pub fn redact_text(text: &str, kinds: Kinds) -> String {
+    redact_cow(text, kinds).into_owned()
+}
+
+/// [`redact_text`], borrowing `text` when nothing in it is redacted (the common case: no
+/// allocation).
+fn redact_cow(text: &str, kinds: Kinds) -> Cow<'_, str> {
+    let mut out = Cow::Borrowed(text);
     if !kinds.any() {
-        return text.to_string();
+        return out;
     }
-    let mut out = text.to_string();
     if kinds.keys {
-        out = KEY.replace_all(&out, "[REDACTED:key]").into_owned();
+        out = replaced(out, |t| KEY.replace_all(t, "[REDACTED:key]"));
     }
     if kinds.emails {
-        out = EMAIL.replace_all(&out, "[REDACTED:email]").into_owned();
+        out = replaced(out, |t| EMAIL.replace_all(t, "[REDACTED:email]"));
     }
     if kinds.cards {
-        out = CARD
-            .replace_all(&out, |caps: &regex::Captures<'_>| {
+        out = replaced(out, |t| {
+            CARD.replace_all(t, |caps: &regex::Captures<'_>| {
                 let m = caps.get(0).map_or("", |m| m.as_str());
                 if luhn(m) {
                     "[REDACTED:card]".to_string()
@@ -110,31 +117,54 @@ pub fn redact_text(text: &str, kinds: Kinds) -> String {
                     m.to_string()
                 }
             })
-            .into_owned();
+        });
     }
     if kinds.ids {
-        out = SSN.replace_all(&out, "[REDACTED:id]").into_owned();
+        out = replaced(out, |t| SSN.replace_all(t, "[REDACTED:id]"));
     }
     if kinds.phones {
-        out = PHONE.replace_all(&out, "[REDACTED:phone]").into_owned();
+        out = replaced(out, |t| PHONE.replace_all(t, "[REDACTED:phone]"));
     }
     out
 }
 
+/// `text` after `replace`, keeping the borrow when `replace` changed nothing.
+fn replaced<'t>(text: Cow<'t, str>, replace: impl Fn(&str) -> Cow<'_, str>) -> Cow<'t, str> {
+    let changed = match replace(&text) {
+        Cow::Owned(new) => Some(new),
+        Cow::Borrowed(_) => None,
+    };
+    match changed {
+        Some(new) => Cow::Owned(new),
+        None => text,
+    }
+}
+
 /// `value` with every string redacted.
 pub fn redact_value(value: &Value, kinds: Kinds) -> Value {
+    let mut value = value.clone();
+    redact_value_in_place(&mut value, kinds);
+    value
+}
+
+/// Redacts every string of `value` where it is (strings without a match stay untouched).
+pub fn redact_value_in_place(value: &mut Value, kinds: Kinds) {
     if !kinds.any() {
-        return value.clone();
+        return;
     }
     match value {
-        Value::String(s) => Value::String(redact_text(s, kinds)),
-        Value::Array(items) => Value::Array(items.iter().map(|v| redact_value(v, kinds)).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), redact_value(v, kinds)))
-                .collect(),
-        ),
-        other => other.clone(),
+        Value::String(s) => {
+            if let Cow::Owned(new) = redact_cow(s, kinds) {
+                *s = new;
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| redact_value_in_place(v, kinds)),
+        Value::Object(map) => map
+            .values_mut()
+            .for_each(|v| redact_value_in_place(v, kinds)),
+        _ => {}
     }
 }
 
@@ -155,6 +185,26 @@ mod tests {
             redact_text("order 1234 shipped", Kinds::ALL),
             "order 1234 shipped"
         );
+    }
+
+    #[test]
+    fn values_are_redacted_in_place_and_clean_strings_untouched() {
+        let mut value = serde_json::json!({
+            "to": "dana@northwind.example",
+            "n": 12.3456789,
+            "list": ["key sk-abcdefghijklmnop1234", "plain"],
+        });
+        let copy = redact_value(&value, Kinds::ALL);
+        redact_value_in_place(&mut value, Kinds::ALL);
+        assert_eq!(value, copy);
+        assert_eq!(value["to"], "[REDACTED:email]");
+        assert_eq!(value["n"], 12.3456789);
+        assert_eq!(value["list"][0], "key [REDACTED:key]");
+        assert_eq!(value["list"][1], "plain");
+        assert!(matches!(
+            redact_cow("nothing here", Kinds::ALL),
+            Cow::Borrowed(_)
+        ));
     }
 
     proptest::proptest! {

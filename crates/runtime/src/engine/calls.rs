@@ -279,7 +279,8 @@ impl Engine {
                     );
                 }
                 self.budget_settled.notify_waiters();
-                let detail = crate::redact::redact_value(&done.detail, self.redact_trace);
+                let mut detail = done.detail;
+                crate::redact::redact_value_in_place(&mut detail, self.redact_trace);
                 let record = StepRecord {
                     key: key.to_string(),
                     node: node.id.clone(),
