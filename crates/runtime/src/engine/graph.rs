@@ -77,7 +77,9 @@ pub(crate) enum NodeResult {
 /// What a graph produced.
 #[derive(Default)]
 pub(crate) struct GraphOutcome {
+    /// Node values by id (sub-graphs only: the root's are in `Engine::values`).
     pub(crate) values: HashMap<String, Value>,
+    /// How each node ended (sub-graphs only).
     pub(crate) states: HashMap<String, &'static str>,
     pub(crate) blocker: Option<Blocker>,
     pub(crate) error: Option<String>,
@@ -156,9 +158,10 @@ impl Engine {
         Box::pin(async move {
             let g = &graph.graph;
             let nodes = g.node_count();
+            let sized = if ctx.top { 0 } else { nodes };
             let mut outcome = GraphOutcome {
-                values: HashMap::with_capacity(nodes),
-                states: HashMap::with_capacity(nodes),
+                values: HashMap::with_capacity(sized),
+                states: HashMap::with_capacity(sized),
                 ..GraphOutcome::default()
             };
             let mut waiting_on: HashMap<NodeIndex, usize> = HashMap::with_capacity(nodes);
@@ -178,37 +181,31 @@ impl Engine {
                 let Some(node) = g.node_weight(index) else {
                     continue;
                 };
-                let value = match result {
-                    NodeResult::Value(value) => {
-                        outcome.states.insert(node.id.clone(), "succeeded");
-                        value
-                    }
-                    NodeResult::Rejected => {
-                        outcome.states.insert(node.id.clone(), "rejected");
-                        Value::Null
-                    }
-                    NodeResult::Skipped => {
-                        outcome.states.insert(node.id.clone(), "skipped");
-                        Value::Null
-                    }
+                let (value, state) = match result {
+                    NodeResult::Value(value) => (value, "succeeded"),
+                    NodeResult::Rejected => (Value::Null, "rejected"),
+                    NodeResult::Skipped => (Value::Null, "skipped"),
                     NodeResult::Blocked(blocker, error) => {
                         outcome.block(blocker, error);
                         continue;
                     }
                 };
+                let refused =
+                    matches!(node.kind, NodeKind::Gate { .. }) && value == Value::Bool(false);
                 if ctx.top {
+                    // The root graph's values live where expressions read them; its outcome
+                    // only says what stopped it.
                     self.values
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
-                        .insert(node.id.clone(), value.clone());
+                        .insert(node.id.clone(), value);
+                } else {
+                    outcome.states.insert(node.id.clone(), state);
+                    outcome.values.insert(node.id.clone(), value);
                 }
-                let is_gate = matches!(node.kind, NodeKind::Gate { .. });
                 for edge in g.edges_directed(index, Direction::Outgoing) {
                     let target = edge.target();
-                    if is_gate
-                        && edge.weight().kind == EdgeKind::Approval
-                        && value == Value::Bool(false)
-                    {
+                    if refused && edge.weight().kind == EdgeKind::Approval {
                         rejected.insert(target);
                     }
                     if let Some(count) = waiting_on.get_mut(&target) {
@@ -225,7 +222,6 @@ impl Engine {
                         }
                     }
                 }
-                outcome.values.insert(node.id.clone(), value);
             }
             outcome
         })
