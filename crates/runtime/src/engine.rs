@@ -210,8 +210,9 @@ pub fn lower_source(source: &str, pack_path: &Path) -> Result<Lowered, EngineErr
             .map(Path::to_path_buf)
             .unwrap_or_default(),
     };
-    let analysis = dsl_check::check(source, &world);
-    let plan = dsl_check::lower(&analysis).ok_or(EngineError::DoesNotCheck)?;
+    let plan = dsl_check::check(source, &world)
+        .into_plan()
+        .ok_or(EngineError::DoesNotCheck)?;
     let plan_json = plan.to_json();
     let plan_hash = sha256_hex(&plan_json);
     Ok(Lowered {
