@@ -183,6 +183,10 @@ pub struct ToolInfo {
     pub sim: Option<Expr>,
     /// Simulated latency in milliseconds.
     pub sim_latency_ms: Option<u64>,
+    /// The longest one attempt of a call may take, in milliseconds (`timeout`); the runtime's
+    /// default (30 s) when `None`. Left out of the plan's JSON when not declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
     /// Where the name is defined.
     pub def: DefSite,
     /// Its doc comment.

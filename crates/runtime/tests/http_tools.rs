@@ -163,3 +163,90 @@ async fn request_templates_call_the_server_with_idempotency_keys_and_retry_503()
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A server that answers `/slow` only after 10 s, counting the requests it received.
+async fn slow(State(hits): State<Arc<Mutex<u32>>>) -> Json<Value> {
+    *hits.lock().expect("lock") += 1;
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    Json(json!("late"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_timeout_cuts_each_slow_request_short_and_retries_it() {
+    let hits = Arc::new(Mutex::new(0u32));
+    let app = axum::Router::new()
+        .route("/slow", get(slow))
+        .with_state(Arc::clone(&hits));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let source = format!(
+        r#"pack slow_http {{
+  language "0.1"
+  tool fetch_slow() -> String {{
+    scope: read
+    hosts: ["127.0.0.1"]
+    request: {{ method: "GET", url: "http://127.0.0.1:{port}/slow" }}
+    timeout: 100ms
+  }}
+  flow {{
+    step answer = fetch_slow()
+  }}
+  policy {{
+    egress allow ["127.0.0.1"]
+  }}
+}}
+"#
+    );
+    let dir = std::env::temp_dir().join(format!("galaxy-http-timeout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open_sqlite_file(&dir.join("galaxy.db"))
+        .await
+        .expect("store");
+    let (_cancel, receiver) = tokio::sync::watch::channel(false);
+    let new_run = NewRun {
+        source: &source,
+        pack_path: Path::new("slow_http.gx"),
+        inputs: Vec::new(),
+        input_json: None,
+        options: RunOptions::default(),
+    };
+    let engine = Engine::start(Some(store.clone()), new_run, receiver)
+        .await
+        .expect("starts");
+    let run_id = engine.run_id().to_string();
+    assert_eq!(engine.execute().await.expect("runs"), RunStatus::Failed);
+
+    let steps = store.steps(&run_id).await.expect("steps");
+    let answer = steps.iter().find(|s| s.key == "answer").expect("answer");
+    assert_eq!(answer.status, "failed");
+    let error = answer.error.as_deref().unwrap_or("");
+    assert!(error.starts_with("timeout:"), "{error}");
+    assert!(error.contains("timeout 100 ms"), "{error}");
+    // Three attempts (two retries), each recorded with the `timeout` class, each cut short.
+    let attempts = store.attempts(&run_id).await.expect("attempts");
+    let timed_out: Vec<i64> = attempts
+        .iter()
+        .filter(|a| a.model.as_deref() == Some("fetch_slow"))
+        .filter(|a| {
+            a.detail_json
+                .as_deref()
+                .unwrap_or("")
+                .contains("\"timeout\"")
+        })
+        .map(|a| a.ended_at - a.started_at)
+        .collect();
+    assert_eq!(timed_out.len(), 3, "{attempts:#?}");
+    assert!(timed_out.iter().all(|ms| *ms < 10_000), "{timed_out:?}");
+    assert_eq!(
+        *hits.lock().expect("lock"),
+        3,
+        "each attempt reached the server"
+    );
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

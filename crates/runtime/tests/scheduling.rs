@@ -194,3 +194,71 @@ async fn rate_rules_space_the_calls_of_a_tool() {
     );
     run.finish().await;
 }
+
+fn tool_pack(latency: &str, timeout: &str) -> String {
+    format!(
+        r#"pack slow_tool {{
+  language "0.1"
+  tool lookup(id: String) -> String {{
+    scope: read
+    sim: "found " + id
+    sim_latency: {latency}
+    timeout: {timeout}
+  }}
+  flow {{
+    step found = lookup(id: "42")
+  }}
+}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_tool_call_slower_than_its_timeout_is_cancelled_and_retried() {
+    // A 20 s call under a 30 ms timeout: each of the three attempts (two retries) is cut short.
+    let run = run_sim("tool-timeout", &tool_pack("20s", "30ms")).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let steps = run.store.steps(&run.run_id).await.expect("steps");
+    let found = steps.iter().find(|s| s.key == "found").expect("found");
+    assert_eq!(found.status, "failed");
+    let error = found.error.as_deref().unwrap_or("");
+    assert!(error.starts_with("timeout:"), "{error}");
+    assert!(error.contains("timeout 30 ms"), "{error}");
+    let mut attempts = run.store.attempts(&run.run_id).await.expect("attempts");
+    attempts.sort_by_key(|a| a.attempt);
+    let timed_out: Vec<(&str, i64)> = attempts
+        .iter()
+        .filter(|a| {
+            a.detail_json
+                .as_deref()
+                .unwrap_or("")
+                .contains("\"timeout\"")
+        })
+        .filter_map(|a| Some((a.model.as_deref()?, a.ended_at - a.started_at)))
+        .collect();
+    let tools: Vec<&str> = timed_out.iter().map(|(t, _)| *t).collect();
+    assert_eq!(tools, ["lookup", "lookup", "lookup"], "{attempts:#?}");
+    // Each attempt was cancelled, not waited out (its simulated call takes 20 s).
+    assert!(
+        timed_out.iter().all(|(_, ms)| *ms < 20_000),
+        "{timed_out:?}"
+    );
+    run.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_tool_call_within_its_timeout_succeeds_at_the_first_attempt() {
+    let run = run_sim("tool-in-time", &tool_pack("5ms", "10s")).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let steps = run.store.steps(&run.run_id).await.expect("steps");
+    let found = steps.iter().find(|s| s.key == "found").expect("found");
+    assert_eq!((found.status.as_str(), found.attempts), ("succeeded", 1));
+    assert!(
+        run.store
+            .attempts(&run.run_id)
+            .await
+            .expect("attempts")
+            .is_empty()
+    );
+    run.finish().await;
+}

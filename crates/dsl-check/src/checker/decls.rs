@@ -393,6 +393,12 @@ impl<'a> Checker<'a> {
                 None
             }
         };
+        // The timeout bounds every call alike: the parameters are not in scope.
+        let mut timeout_ms = None;
+        if let Some(prop) = table.get("timeout") {
+            self.check_expr(&prop.value, &Ty::Duration);
+            timeout_ms = duration_ms(&prop.value);
+        }
         // Parameters are in scope inside the request template and the simulation.
         let base = self.locals.len();
         for param in &params {
@@ -441,6 +447,7 @@ impl<'a> Checker<'a> {
             builtin,
             sim,
             sim_latency_ms,
+            timeout_ms,
             def: self.def(decl.name.span),
             doc,
         });

@@ -9,8 +9,15 @@ use super::{name_list, with_suggestion};
 use crate::checker::Checker;
 
 /// Properties of a `tool` block.
-pub(crate) const TOOL_PROPS: &[&str] =
-    &["scope", "hosts", "request", "builtin", "sim", "sim_latency"];
+pub(crate) const TOOL_PROPS: &[&str] = &[
+    "scope",
+    "hosts",
+    "request",
+    "builtin",
+    "sim",
+    "sim_latency",
+    "timeout",
+];
 /// Properties of a tool's `request` record.
 pub(crate) const REQUEST_PROPS: &[&str] = &["method", "url", "headers", "query", "body"];
 /// Properties of a `model` block.

@@ -36,7 +36,15 @@ const MODEL_PROPS: &[&str] = &[
     "price",
     "sim_latency",
 ];
-const TOOL_PROPS: &[&str] = &["scope", "hosts", "request", "builtin", "sim", "sim_latency"];
+const TOOL_PROPS: &[&str] = &[
+    "scope",
+    "hosts",
+    "request",
+    "builtin",
+    "sim",
+    "sim_latency",
+    "timeout",
+];
 
 /// The primitive types.
 const PRIMITIVES: &[&str] = &[

@@ -118,11 +118,6 @@ fn duration_prop(props: &[(String, Expr)], key: &str) -> Option<u64> {
     }
 }
 
-/// Waits a simulated latency of `ms`, precisely, counted from when the call was issued.
-async fn sim_sleep(ms: u64) {
-    crate::sim::clock::latency(Duration::from_millis(ms)).await;
-}
-
 /// Whether an answer of type `ty` carries `citations` (a cited record, or a list or
 /// optional of one).
 fn carries_citations(ty: &Ty, types: &[Arc<dsl_check::program::TypeInfo>]) -> bool {
@@ -169,6 +164,25 @@ fn all_refused(model: &str, chain: &[&ProviderRef], refusals: &[Option<Failure>]
 }
 
 /// Exponential backoff with jitter for attempt `n` (1-based).
+/// How long one attempt of a tool call may take when the tool declares no `timeout`.
+const TOOL_TIMEOUT_MS: u64 = 30_000;
+/// Attempts of a tool call after the first, when it failed with a retryable class.
+const TOOL_RETRIES: u32 = 2;
+/// The base of a tool call's exponential backoff between attempts.
+const TOOL_BACKOFF_MS: u64 = 500;
+
+/// The longest one attempt of a call of `info` may take: its `timeout`, or 30 s.
+fn tool_timeout(info: &dsl_check::program::ToolInfo) -> Duration {
+    Duration::from_millis(info.timeout_ms.unwrap_or(TOOL_TIMEOUT_MS))
+}
+
+fn tool_timed_out(timeout: Duration) -> String {
+    format!(
+        "the tool call timed out (timeout {} ms)",
+        timeout.as_millis()
+    )
+}
+
 pub(super) fn backoff(base_ms: u64, attempt: u32, rng: &mut Rng) -> Duration {
     let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(10));
     let capped = exp.min(30_000);
@@ -1236,7 +1250,8 @@ impl Engine {
         if self.options.sim {
             let latency = info.sim_latency_ms.or(self.options.sim_latency_ms);
             if let Some(ms) = latency.filter(|ms| *ms > 0) {
-                sim_sleep(ms).await;
+                self.simulated_tool_latency(&info, key, ms, attempts)
+                    .await?;
             }
             if let Some(value) = self.tool_mock(tool, &info)? {
                 return Ok((value, effect_key));
@@ -1269,9 +1284,12 @@ impl Engine {
                 self.wait_for_rate(&rate_key).await?;
             }
             let started = now_ms();
-            let result = self
-                .real_tool_call(&info, &args, effect_key.as_deref())
-                .await;
+            let timeout = tool_timeout(&info);
+            let call = self.real_tool_call(&info, &args, effect_key.as_deref(), timeout);
+            let result = match tokio::time::timeout(timeout, call).await {
+                Ok(result) => result,
+                Err(_) => Err(Failure::new("timeout", tool_timed_out(timeout))),
+            };
             match result {
                 Ok(value) => return Ok((value, effect_key)),
                 Err(failure) => {
@@ -1286,16 +1304,57 @@ impl Engine {
                     record.detail_json =
                         Some(serde_json::json!({ "class": failure.class }).to_string());
                     attempts.push(record);
-                    if !failure.retryable() || attempt > 2 {
+                    if !failure.retryable() || attempt > TOOL_RETRIES {
                         return Err(failure);
                     }
                     let wait = failure
                         .retry_after
-                        .unwrap_or_else(|| backoff(500, attempt, &mut rng));
+                        .unwrap_or_else(|| backoff(TOOL_BACKOFF_MS, attempt, &mut rng));
                     tokio::time::sleep(wait).await;
                 }
             }
         }
+    }
+
+    /// Waits out a simulated call of `tool` that takes `latency_ms`, under the tool's
+    /// `timeout` and the retry rules of real tool calls: an attempt that outlasts the timeout
+    /// is cancelled, recorded as a failed attempt of the `timeout` class and retried after a
+    /// backoff. Fails with the `timeout` class when no attempt finished in time.
+    async fn simulated_tool_latency(
+        &self,
+        info: &dsl_check::program::ToolInfo,
+        key: &str,
+        latency_ms: u64,
+        attempts: &mut Vec<AttemptRecord>,
+    ) -> Result<(), Failure> {
+        let timeout = tool_timeout(info);
+        let latency = Duration::from_millis(latency_ms);
+        let tool = info.key();
+        let mut rng = Rng::new(self.options.seed, key);
+        for attempt in 1..=TOOL_RETRIES + 1 {
+            if attempt > 1 {
+                self.wait_for_rate(&tool).await?;
+            }
+            let started = now_ms();
+            let call = crate::sim::clock::latency(latency);
+            if tokio::time::timeout(timeout, call).await.is_ok() {
+                return Ok(());
+            }
+            let mut record = self.attempt_record(
+                key,
+                attempts.len() as i64 + 1,
+                "failed",
+                started,
+                Some(tool_timed_out(timeout)),
+            );
+            record.model = Some(tool.clone());
+            record.detail_json = Some(serde_json::json!({ "class": "timeout" }).to_string());
+            attempts.push(record);
+            if attempt <= TOOL_RETRIES {
+                tokio::time::sleep(backoff(TOOL_BACKOFF_MS, attempt, &mut rng)).await;
+            }
+        }
+        Err(Failure::new("timeout", tool_timed_out(timeout)))
     }
 
     async fn real_tool_call(
@@ -1303,6 +1362,7 @@ impl Engine {
         info: &dsl_check::program::ToolInfo,
         args: &Map<String, Value>,
         idempotency_key: Option<&str>,
+        timeout: Duration,
     ) -> Result<Value, Failure> {
         let locals: Vec<(String, Value)> = args.clone().into_iter().collect();
         let (method, url, headers, query, body) = if let Some(builtin) = &info.builtin {
@@ -1380,10 +1440,7 @@ impl Engine {
         }
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|e| Failure::new("permanent", e.to_string()))?;
-        let mut builder = self
-            .http
-            .request(method, parsed)
-            .timeout(Duration::from_secs(30));
+        let mut builder = self.http.request(method, parsed).timeout(timeout);
         for (name, value) in &headers {
             if !value.is_null() {
                 builder = builder.header(name.as_str(), eval::display(value));
@@ -1397,7 +1454,7 @@ impl Engine {
         }
         let response = builder.send().await.map_err(|e| {
             if e.is_timeout() {
-                Failure::new("timeout", "the request timed out")
+                Failure::new("timeout", tool_timed_out(timeout))
             } else {
                 Failure::new("transient", format!("request failed: {e}"))
             }
