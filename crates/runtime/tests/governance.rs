@@ -234,3 +234,81 @@ async fn unchanged_arguments_keep_their_approval() {
     assert_eq!(report.effects.len(), 1);
     sandbox.store.close().await;
 }
+
+/// A destructive call of an input, behind its approval gate, that never answers in time.
+const GATED_SLOW: &str = r#"pack gated_slow {
+  language "0.1"
+  input {
+    target: String
+  }
+  tool wipe(name: String) -> String {
+    scope: destructive
+    sim: "wiped {name}"
+    sim_latency: 10s
+    timeout: 10ms
+  }
+  flow {
+    step wiped = wipe(name: input.target)
+  }
+  policy {
+    approve destructive
+  }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passed_gate_rechecks_its_arguments_when_the_call_runs_again() {
+    let sandbox = Sandbox::new("gate-recheck").await;
+    let (run_id, status) = sandbox.run(GATED_SLOW, &[("target", "staging")]).await;
+    assert_eq!(status, RunStatus::WaitingApproval);
+    let approved = sandbox.approve_all(&run_id).await;
+    assert_eq!(approved.len(), 1);
+
+    // The gate passes with the approval, then the call itself fails (it times out): the gate
+    // is recorded as passed, the guarded call is not done.
+    let status = sandbox.resume(&run_id, BudgetOverrides::default()).await;
+    assert_eq!(status, RunStatus::Failed);
+    let attempts_before = sandbox
+        .store
+        .attempts(&run_id)
+        .await
+        .expect("attempts")
+        .len();
+    assert!(attempts_before >= 3, "the call was tried");
+
+    // What the call would receive changes before the run is resumed again: the passed gate
+    // must not let `production` through on the approval given for `staging`.
+    sandbox
+        .set_inputs(&run_id, &serde_json::json!({ "target": "production" }))
+        .await;
+    let status = sandbox.resume(&run_id, BudgetOverrides::default()).await;
+    assert_eq!(
+        status,
+        RunStatus::WaitingApproval,
+        "the approval of `staging` does not cover `production`"
+    );
+    assert_eq!(
+        sandbox
+            .store
+            .attempts(&run_id)
+            .await
+            .expect("attempts")
+            .len(),
+        attempts_before,
+        "the call was not tried with the changed arguments"
+    );
+    let report = sandbox.report(&run_id).await;
+    let [pending] = report.pending_approvals.as_slice() else {
+        panic!("one pending approval: {:?}", report.pending_approvals);
+    };
+    assert_eq!(pending.step, approved[0]);
+    assert_eq!(pending.args["name"], "production");
+    assert!(
+        pending
+            .reason
+            .contains("arguments changed since the last approval"),
+        "{}",
+        pending.reason
+    );
+    sandbox.store.close().await;
+}

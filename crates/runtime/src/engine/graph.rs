@@ -242,7 +242,9 @@ impl Engine {
 
     async fn run_node(&self, node: &Node, ctx: Ctx, rejected: bool) -> NodeResult {
         let key = ctx.key(&node.id);
-        if let Some(prior) = self.prior.get(&key) {
+        if let Some(prior) = self.prior.get(&key)
+            && !self.gate_must_recheck(node, &ctx)
+        {
             self.report(Progress::Finished(key.clone(), "cached".into()), |c| {
                 c.done += 1
             });
@@ -717,6 +719,16 @@ impl Engine {
         }
         self.report(Progress::Waiting(key.to_string()), |c| c.waiting += 1);
         NodeResult::Blocked(Blocker::Waiting, None)
+    }
+
+    /// Whether a gate passed in an earlier invocation decides again instead of reusing its
+    /// recorded result: its guarded call is not done (it failed, or the process stopped
+    /// first), so the call runs again, perhaps with other arguments than those approved.
+    fn gate_must_recheck(&self, node: &Node, ctx: &Ctx) -> bool {
+        match &node.kind {
+            NodeKind::Gate { guards, .. } => !self.prior.contains_key(&ctx.key(guards)),
+            _ => false,
+        }
     }
 }
 
