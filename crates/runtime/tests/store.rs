@@ -373,3 +373,336 @@ async fn postgres_passes_the_store_suite() {
         .expect("cleanup");
     admin.close().await;
 }
+
+/// What one run left in a store: every record the store keeps of it.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    run: RunRecord,
+    steps: Vec<StepRecord>,
+    attempts: Vec<AttemptRecord>,
+    approvals: Vec<ApprovalRecord>,
+    effects: Vec<runtime::store::EffectRecord>,
+    audit: Vec<AuditRecord>,
+}
+
+impl Snapshot {
+    async fn of(store: &Store, run_id: &str) -> Snapshot {
+        let mut steps = store.steps(run_id).await.expect("steps");
+        steps.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut attempts = store.attempts(run_id).await.expect("attempts");
+        attempts.sort_by(|a, b| (&a.key, a.attempt).cmp(&(&b.key, b.attempt)));
+        let mut approvals = store.approvals(run_id).await.expect("approvals");
+        approvals.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut effects = store.effects(run_id).await.expect("effects");
+        effects.sort_by(|a, b| a.key.cmp(&b.key));
+        Snapshot {
+            run: store.run(run_id).await.expect("the run"),
+            steps,
+            attempts,
+            approvals,
+            effects,
+            audit: store.audit(run_id).await.expect("audit"),
+        }
+    }
+
+    /// The writes that store this run's records apart from its `runs` row (those tables are
+    /// the same before and after migration 0003).
+    fn writes(&self) -> Vec<Write> {
+        let mut writes: Vec<Write> = self
+            .steps
+            .iter()
+            .map(|s| {
+                let attempts = self
+                    .attempts
+                    .iter()
+                    .filter(|a| a.key == s.key)
+                    .cloned()
+                    .collect();
+                Write::Step(s.clone(), attempts)
+            })
+            .collect();
+        writes.extend(
+            self.attempts
+                .iter()
+                .filter(|a| !self.steps.iter().any(|s| s.key == a.key))
+                .cloned()
+                .map(Write::Attempt),
+        );
+        writes.extend(self.approvals.iter().cloned().map(Write::Approval));
+        for effect in &self.effects {
+            for _ in 0..effect.times_issued {
+                writes.push(Write::EffectIssued {
+                    key: effect.key.clone(),
+                    step_key: effect.step_key.clone(),
+                    tool: effect.tool.clone(),
+                    at: 1,
+                });
+            }
+            if effect.status == "done" {
+                writes.push(Write::EffectDone {
+                    key: effect.key.clone(),
+                });
+            }
+        }
+        writes.extend(self.audit.iter().cloned().map(Write::Audit));
+        writes
+    }
+}
+
+/// The migrations before `run_plans` (0003): the schema a store had when a run's source and
+/// plan were columns of `runs`.
+fn migrator_before_run_plans() -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let old: [(i64, &str, &'static str); 2] = [
+        (1, "runs", include_str!("../../../migrations/0001_runs.sql")),
+        (
+            2,
+            "step detail",
+            include_str!("../../../migrations/0002_step_detail.sql"),
+        ),
+    ];
+    let migrations = old
+        .into_iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                version,
+                std::borrow::Cow::Borrowed(description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator {
+        migrations: std::borrow::Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+/// A real run of the inbox triage pack, stopped at its approval gates, on a scratch SQLite
+/// store: what an older version of Galaxy would have left behind.
+async fn waiting_run(dir: &Path) -> Snapshot {
+    let scratch = Store::open_sqlite_file(&dir.join("scratch.db"))
+        .await
+        .expect("scratch store");
+    let pack = repo().join("packs/inbox_triage/inbox_triage.gx");
+    let source = std::fs::read_to_string(&pack).expect("pack");
+    let (_cancel, receiver) = tokio::sync::watch::channel(false);
+    let new_run = NewRun {
+        source: &source,
+        pack_path: &pack,
+        inputs: Vec::new(),
+        input_json: None,
+        options: RunOptions {
+            sim: true,
+            seed: 11,
+            ..RunOptions::default()
+        },
+    };
+    let engine = Engine::start(Some(scratch.clone()), new_run, receiver)
+        .await
+        .expect("starts");
+    let run_id = engine.run_id().to_string();
+    assert_eq!(
+        engine.execute().await.expect("runs"),
+        RunStatus::WaitingApproval
+    );
+    let snapshot = Snapshot::of(&scratch, &run_id).await;
+    scratch.close().await;
+    assert!(!snapshot.steps.is_empty() && !snapshot.approvals.is_empty());
+    snapshot
+}
+
+/// Stores `runs` the way migrations 0001-0002 laid them out (source and plan in `runs`),
+/// with the records of `waiting` through the store's own writes.
+async fn store_the_old_way(old: &Store, waiting: &Snapshot, runs: &[RunRecord]) {
+    let insert = "INSERT INTO runs (id, pack_name, pack_path, source, plan_json, plan_hash, inputs_json, options_json, status, outcome, error, result_json, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+    for run in runs {
+        macro_rules! bind_all {
+            ($pool:expr) => {
+                sqlx::query(insert)
+                    .bind(&run.id)
+                    .bind(&run.pack_name)
+                    .bind(&run.pack_path)
+                    .bind(&run.source)
+                    .bind(&run.plan_json)
+                    .bind(&run.plan_hash)
+                    .bind(&run.inputs_json)
+                    .bind(&run.options_json)
+                    .bind(&run.status)
+                    .bind(&run.outcome)
+                    .bind(&run.error)
+                    .bind(&run.result_json)
+                    .bind(run.created_at)
+                    .bind(run.updated_at)
+                    .execute($pool)
+                    .await
+                    .map(|_| ())
+                    .expect("an old-style run row")
+            };
+        }
+        match old {
+            Store::Sqlite(pool) => bind_all!(pool),
+            Store::Postgres(pool) => bind_all!(pool),
+        }
+    }
+    old.apply(&waiting.run.id, &waiting.writes())
+        .await
+        .expect("the run's records");
+}
+
+/// After migration 0003 the old runs read back whole, and the waiting one resumes: approved,
+/// it finishes without running any step twice or issuing any effect twice.
+async fn upgraded_runs_read_back_and_resume(store: &Store, waiting: &Snapshot, other: &RunRecord) {
+    assert_eq!(Snapshot::of(store, &waiting.run.id).await, *waiting);
+    assert_eq!(store.run(&other.id).await.expect("the other run"), *other);
+    let listed: Vec<String> = store
+        .runs(10)
+        .await
+        .expect("runs")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+
+    let mut writes = Vec::new();
+    for mut approval in store.approvals(&waiting.run.id).await.expect("approvals") {
+        approval.status = "approved".into();
+        writes.push(Write::Approval(approval));
+    }
+    store
+        .apply(&waiting.run.id, &writes)
+        .await
+        .expect("approve");
+    let (_cancel, receiver) = tokio::sync::watch::channel(false);
+    let engine = Engine::resume(
+        store.clone(),
+        &waiting.run.id,
+        BudgetOverrides::default(),
+        receiver,
+    )
+    .await
+    .expect("an upgraded run resumes");
+    assert_eq!(engine.execute().await.expect("runs"), RunStatus::Succeeded);
+    let report = RunReport::load(store, &waiting.run.id)
+        .await
+        .expect("report");
+    assert_eq!(report.outcome.as_deref(), Some("success"));
+    let after = Snapshot::of(store, &waiting.run.id).await;
+    assert!(after.steps.len() > waiting.steps.len());
+    for before in &waiting.steps {
+        let now = after
+            .steps
+            .iter()
+            .find(|s| s.key == before.key)
+            .expect("kept");
+        assert_eq!(
+            now, before,
+            "a step done before the upgrade did not run again"
+        );
+    }
+    assert!(
+        after
+            .effects
+            .iter()
+            .all(|e| e.times_issued == 1 && e.status == "done"),
+        "{:?}",
+        after.effects
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_runs_stored_before_run_plans_survive_the_upgrade() {
+    let dir = std::env::temp_dir().join(format!("galaxy-store-upgrade-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let waiting = waiting_run(&dir).await;
+    let other = RunRecord {
+        status: "succeeded".into(),
+        outcome: Some("success".into()),
+        result_json: Some("{\"outcome\":\"success\"}".into()),
+        ..run_record("old-finished", 1)
+    };
+
+    let path = dir.join("old.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("old file");
+    migrator_before_run_plans()
+        .run(&pool)
+        .await
+        .expect("0001-0002");
+    let old = Store::Sqlite(pool);
+    store_the_old_way(&old, &waiting, &[waiting.run.clone(), other.clone()]).await;
+    old.close().await;
+
+    let store = Store::open_sqlite_file(&path)
+        .await
+        .expect("migrates to 0003");
+    upgraded_runs_read_back_and_resume(&store, &waiting, &other).await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_runs_stored_before_run_plans_survive_the_upgrade() {
+    let Ok(url) = std::env::var("GALAXY_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "postgres upgrade test SKIPPED: GALAXY_TEST_POSTGRES_URL is not set (.ci/run sets it when PostgreSQL is up)"
+        );
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("galaxy-store-upgrade-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let waiting = waiting_run(&dir).await;
+    let other = RunRecord {
+        status: "failed".into(),
+        error: Some("gone".into()),
+        ..run_record("old-failed", 1)
+    };
+
+    let schema = format!(
+        "galaxy_upgrade_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let admin = sqlx::PgPool::connect(&url)
+        .await
+        .expect("the Postgres server answers");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .expect("a fresh schema");
+    let options = PgConnectOptions::from_str(&url)
+        .expect("url")
+        .options([("search_path", schema.as_str())]);
+    let pool = sqlx::PgPool::connect_with(options.clone())
+        .await
+        .expect("old schema");
+    migrator_before_run_plans()
+        .run(&pool)
+        .await
+        .expect("0001-0002");
+    let old = Store::Postgres(pool);
+    store_the_old_way(&old, &waiting, &[waiting.run.clone(), other.clone()]).await;
+    old.close().await;
+
+    let store = Store::open_postgres(options)
+        .await
+        .expect("migrates to 0003");
+    upgraded_runs_read_back_and_resume(&store, &waiting, &other).await;
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .expect("cleanup");
+    admin.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
