@@ -235,8 +235,12 @@ impl Engine {
         rejected: bool,
     ) -> BoxFut<'a, (NodeIndex, NodeResult)> {
         let ctx = ctx.clone();
+        // Counted from its dispatch: the store writer commits inline only for a node alone.
+        let in_flight = self.writer.node_started();
         Box::pin(crate::sim::clock::issued(async move {
-            (index, self.run_node(node, ctx, rejected).await)
+            let result = self.run_node(node, ctx, rejected).await;
+            drop(in_flight);
+            (index, result)
         }))
     }
 

@@ -1,14 +1,23 @@
-//! The store writer: group commit without a writer task. A step's writes join a queue; the
-//! first writer to get the connection commits everything queued in one transaction and
-//! acknowledges each batch once it is durable; writers that queued meanwhile find theirs
-//! done, or commit the next group. So a lone write (a chain) goes straight from the step to
-//! the database, and a wave of steps that finish together is one commit.
+//! The store writer: group commit. A step's writes join a queue and the step waits until
+//! they are durable; whoever commits takes everything queued into one transaction and
+//! acknowledges each batch once it is committed.
+//!
+//! Who commits depends on what else is in flight. A step that is the only node running (a
+//! chain) commits inline: its writes go straight from the step to the database. When other
+//! nodes are in flight, a committer task drains the queue on a runtime worker, one
+//! transaction after another, until it is empty. The scheduler drives every node of a run
+//! from one task, so a step committing inline would only release the connection when the
+//! scheduler next polls it, after every other completion that fell due with it; the
+//! committer instead keeps the database busy while the scheduler handles those completions,
+//! and a wave of 1,000 steps is a few pipelined commits rather than one big commit after
+//! all of them.
 //!
 //! The connection is kept for the run (no pool round trip per commit). On SQLite, commits
 //! do not checkpoint the log: that is done off the steps' path, by a task that takes the
 //! connection every 2,000 rows, and when the run closes the writer.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
@@ -21,7 +30,9 @@ const CHECKPOINT_ROWS: usize = 2000;
 
 /// The writer of one run (or nothing, for in-memory runs).
 pub(crate) struct Writer {
-    shared: Option<Shared>,
+    shared: Option<Arc<Shared>>,
+    /// Nodes of the run in flight (see [`Writer::node_started`]).
+    in_flight: Arc<AtomicUsize>,
 }
 
 struct Shared {
@@ -30,6 +41,62 @@ struct Shared {
     queue: Mutex<Vec<(Vec<Write>, Ack)>>,
     /// The connection; whoever holds the lock commits the queue.
     held: tokio::sync::Mutex<HeldConnection>,
+    /// Whether a committer task is running (or about to).
+    draining: AtomicBool,
+}
+
+impl Shared {
+    /// Takes the queue and commits it in one transaction, acknowledging every batch.
+    async fn commit_queued(&self, held: &mut HeldConnection) {
+        let group = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        if group.is_empty() {
+            return;
+        }
+        let mut writes = Vec::new();
+        let mut acks = Vec::with_capacity(group.len());
+        for (batch, ack) in group {
+            writes.extend(batch);
+            acks.push(ack);
+        }
+        let result = held.apply(&self.run_id, &writes).await;
+        for ack in acks {
+            let _ = ack.send(result.clone());
+        }
+        if held.unchecked_rows >= CHECKPOINT_ROWS {
+            held.checkpoint_in_background();
+        }
+    }
+
+    /// The committer task: commits until the queue is empty, then stops (a later write
+    /// starts another).
+    async fn drain(self: Arc<Shared>) {
+        loop {
+            {
+                let mut held = self.held.lock().await;
+                while !self.queue_is_empty() {
+                    self.commit_queued(&mut held).await;
+                }
+            }
+            self.draining.store(false, Ordering::SeqCst);
+            // A batch queued after the last look but before the flag dropped found the
+            // flag set and started no committer: take it on.
+            if self.queue_is_empty()
+                || self
+                    .draining
+                    .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    fn queue_is_empty(&self) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
 }
 
 /// The run's connection, taken at the first write and kept until a checkpoint or the close.
@@ -39,7 +106,6 @@ struct HeldConnection {
     /// Rows written since the last checkpoint.
     unchecked_rows: usize,
 }
-
 impl HeldConnection {
     /// Commits `writes` in one transaction (a failed connection is let go, the next group
     /// takes a fresh one).
@@ -83,16 +149,26 @@ impl Writer {
     /// The writer for `run_id`; without a store, writes are dropped.
     pub(crate) fn new(store: Option<Store>, run_id: String) -> Writer {
         Writer {
-            shared: store.map(|store| Shared {
-                run_id,
-                queue: Mutex::new(Vec::new()),
-                held: tokio::sync::Mutex::new(HeldConnection {
-                    store,
-                    connection: None,
-                    unchecked_rows: 0,
-                }),
+            shared: store.map(|store| {
+                Arc::new(Shared {
+                    run_id,
+                    queue: Mutex::new(Vec::new()),
+                    held: tokio::sync::Mutex::new(HeldConnection {
+                        store,
+                        connection: None,
+                        unchecked_rows: 0,
+                    }),
+                    draining: AtomicBool::new(false),
+                })
             }),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Counts a node as in flight until the returned guard is dropped.
+    pub(crate) fn node_started(&self) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(Arc::clone(&self.in_flight))
     }
 
     /// Writes a batch and waits until it is committed.
@@ -106,27 +182,22 @@ impl Writer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((writes, ack));
-        {
+        if self.in_flight.load(Ordering::SeqCst) > 1 {
+            // Other nodes may finish meanwhile: a committer task commits for all of them.
+            if shared
+                .draining
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                tokio::spawn(Arc::clone(shared).drain());
+            }
+        } else {
             let mut held = shared.held.lock().await;
-            // The writer before us may have committed our batch with its group.
+            // A commit before ours may have taken our batch with its group.
             if let Ok(result) = done.try_recv() {
                 return result.map_err(StoreError::Corrupt);
             }
-            let group =
-                std::mem::take(&mut *shared.queue.lock().unwrap_or_else(|e| e.into_inner()));
-            let mut writes = Vec::new();
-            let mut acks = Vec::with_capacity(group.len());
-            for (batch, ack) in group {
-                writes.extend(batch);
-                acks.push(ack);
-            }
-            let result = held.apply(&shared.run_id, &writes).await;
-            for ack in acks {
-                let _ = ack.send(result.clone());
-            }
-            if held.unchecked_rows >= CHECKPOINT_ROWS {
-                held.checkpoint_in_background();
-            }
+            shared.commit_queued(&mut held).await;
         }
         match done.await {
             Ok(result) => result.map_err(StoreError::Corrupt),
@@ -145,6 +216,15 @@ impl Writer {
         let _ = self.write(Vec::new()).await;
         let mut held = shared.held.lock().await;
         held.checkpoint_in_background();
+    }
+}
+
+/// A node in flight; dropping it counts the node as finished.
+pub(crate) struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -204,6 +284,42 @@ mod tests {
             store.steps("run").await.expect("steps").len(),
             302 + CHECKPOINT_ROWS
         );
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_other_nodes_in_flight_a_committer_task_commits_every_batch_before_its_ack() {
+        let dir = std::env::temp_dir().join(format!("galaxy-drain-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open_sqlite_file(&dir.join("w.db"))
+            .await
+            .expect("store");
+        let writer = Writer::new(Some(store.clone()), "run".into());
+        let nodes: Vec<InFlight> = (0..3).map(|_| writer.node_started()).collect();
+        assert_eq!(writer.in_flight.load(Ordering::SeqCst), 3);
+        // Waves of concurrent writes, each step checking its own row is readable as soon as
+        // it is acknowledged (durable before it is reported done).
+        for wave in 0..3 {
+            let writes = (0..200).map(|i| {
+                let writer = &writer;
+                let store = &store;
+                async move {
+                    let key = format!("w{wave}-{i}");
+                    writer.write(vec![step(&key)]).await.expect("acknowledged");
+                    let steps = store.steps("run").await.expect("steps");
+                    assert!(steps.iter().any(|s| s.key == key), "{key} not durable");
+                }
+            });
+            futures_util::future::join_all(writes).await;
+        }
+        assert_eq!(store.steps("run").await.expect("steps").len(), 600);
+        drop(nodes);
+        assert_eq!(writer.in_flight.load(Ordering::SeqCst), 0);
+        // Alone again: the write commits inline.
+        writer.write(vec![step("alone")]).await.expect("alone");
+        writer.close().await;
+        assert_eq!(store.steps("run").await.expect("steps").len(), 601);
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
