@@ -123,20 +123,7 @@ pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let length = name.chars().count();
-    let limit = (length / 3).max(1);
-    let lower = name.to_lowercase();
-    let mut best: Option<(usize, &'a str)> = None;
-    let mut rows = [[0; SHORT]; 3];
-    for candidate in candidates {
-        let Some(distance) = distance_to(name, &lower, length, candidate, limit, &mut rows) else {
-            continue;
-        };
-        if best.is_none_or(|(d, _)| distance < d) {
-            best = Some((distance, candidate));
-        }
-    }
-    best.map(|(_, c)| c)
+    closest(name, candidates, |_, _| false)
 }
 
 /// [`did_you_mean`] over candidates in any order (duplicates allowed): ties go to the
@@ -144,6 +131,16 @@ pub fn did_you_mean<'a>(
 pub fn did_you_mean_unordered<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    closest(name, candidates, |candidate, best| candidate < best)
+}
+
+/// The closest candidate within the limit; on a tie, `candidate` replaces `best` when
+/// `wins_tie(candidate, best)`.
+fn closest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    wins_tie: impl Fn(&str, &str) -> bool,
 ) -> Option<&'a str> {
     let length = name.chars().count();
     let limit = (length / 3).max(1);
@@ -154,7 +151,7 @@ pub fn did_you_mean_unordered<'a>(
         let Some(distance) = distance_to(name, &lower, length, candidate, limit, &mut rows) else {
             continue;
         };
-        if best.is_none_or(|(d, c)| distance < d || (distance == d && candidate < c)) {
+        if best.is_none_or(|(d, c)| distance < d || (distance == d && wins_tie(candidate, c))) {
             best = Some((distance, candidate));
         }
     }

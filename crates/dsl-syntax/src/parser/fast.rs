@@ -203,6 +203,21 @@ impl<'s> P<'_, 's> {
         out
     }
 
+    /// `{ element* }`: once inside, an element that does not parse is an error the
+    /// reporting parser recovers from.
+    fn block<T>(&mut self, mut element: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        self.eat(TokenKind::LBrace)?;
+        let mut out = Vec::new();
+        while !self.at(TokenKind::RBrace) {
+            let Some(item) = element(self) else {
+                return self.give_up();
+            };
+            out.push(item);
+        }
+        self.close(TokenKind::RBrace)?;
+        Some(out)
+    }
+
     /// A block's closing `}`; anything else is an error the reporting parser describes.
     fn close(&mut self, kind: TokenKind) -> Option<()> {
         if self.eat(kind).is_some() {
@@ -360,30 +375,14 @@ impl<'s> P<'_, 's> {
                 })
             }
             "flow" => {
-                self.eat(TokenKind::LBrace)?;
-                let mut steps = Vec::new();
-                while !self.at(TokenKind::RBrace) {
-                    let Some(step) = self.step() else {
-                        return self.give_up();
-                    };
-                    steps.push(step);
-                }
-                self.close(TokenKind::RBrace)?;
+                let steps = self.block(|p| p.step())?;
                 Item::Flow(Flow {
                     steps,
                     span: self.span_from(start),
                 })
             }
             "policy" => {
-                self.eat(TokenKind::LBrace)?;
-                let mut rules = Vec::new();
-                while !self.at(TokenKind::RBrace) {
-                    let Some(rule) = self.rule() else {
-                        return self.give_up();
-                    };
-                    rules.push(rule);
-                }
-                self.close(TokenKind::RBrace)?;
+                let rules = self.block(|p| p.rule())?;
                 Item::Policy(Policy {
                     rules,
                     span: self.span_from(start),
@@ -416,15 +415,7 @@ impl<'s> P<'_, 's> {
             }
             "eval" => {
                 let name = self.string()?;
-                self.eat(TokenKind::LBrace)?;
-                let mut stmts = Vec::new();
-                while !self.at(TokenKind::RBrace) {
-                    let Some(stmt) = self.eval_stmt() else {
-                        return self.give_up();
-                    };
-                    stmts.push(stmt);
-                }
-                self.close(TokenKind::RBrace)?;
+                let stmts = self.block(|p| p.eval_stmt())?;
                 Item::Eval(Eval {
                     name,
                     stmts,
@@ -432,15 +423,7 @@ impl<'s> P<'_, 's> {
                 })
             }
             "layout" => {
-                self.eat(TokenKind::LBrace)?;
-                let mut entries = Vec::new();
-                while !self.at(TokenKind::RBrace) {
-                    let Some(entry) = self.attempt(|p| p.layout_entry()) else {
-                        return self.give_up();
-                    };
-                    entries.push(entry);
-                }
-                self.close(TokenKind::RBrace)?;
+                let entries = self.block(|p| p.attempt(|p| p.layout_entry()))?;
                 Item::Layout(Layout {
                     entries,
                     span: self.span_from(start),
