@@ -24,8 +24,9 @@ use crate::program::{
 };
 use crate::ty::Ty;
 
+pub use decls::PRIMITIVES;
 pub(crate) use decls::plain_string;
-pub(crate) use expr::BUILTINS;
+pub use expr::BUILTINS;
 
 /// The language versions this toolchain understands.
 pub const KNOWN_LANGUAGES: &[&str] = &["0.1"];

@@ -23,6 +23,7 @@ pub mod ty;
 
 use std::collections::HashMap;
 
+pub use checker::{BUILTINS, PRIMITIVES};
 pub use codes::CODES;
 pub use dsl_syntax::{Diagnostic, Parse, Severity};
 pub use program::Program;

@@ -17,7 +17,7 @@ mod strings;
 
 pub use diagnostic::{Diagnostic, Fix, Label, SYNTAX_CODES, Severity, TextEdit};
 pub use lexer::{Token, TokenKind};
-pub use parser::{ITEM_KEYWORDS, MAX_NESTING, META_KEYS, RESERVED};
+pub use parser::{EVAL_KEYWORDS, ITEM_KEYWORDS, MAX_NESTING, META_KEYS, POLICY_KEYWORDS, RESERVED};
 pub use span::{LineCol, LineIndex, Span};
 
 /// The result of parsing one file: always a tree, plus the errors recovered from.

@@ -118,8 +118,10 @@ pub const ITEM_KEYWORDS: &[&str] = &[
     "layout",
 ];
 
-const POLICY_KEYWORDS: &[&str] = &["approve", "auto", "egress", "redact", "budget", "rate"];
-const EVAL_KEYWORDS: &[&str] = &["mock", "input", "approve", "reject", "expect"];
+/// Words that start a policy rule.
+pub const POLICY_KEYWORDS: &[&str] = &["approve", "auto", "egress", "redact", "budget", "rate"];
+/// Words that start an eval statement.
+pub const EVAL_KEYWORDS: &[&str] = &["mock", "input", "approve", "reject", "expect"];
 
 type Extra<E> = extra::Err<E>;
 

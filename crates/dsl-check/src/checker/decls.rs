@@ -18,7 +18,7 @@ use crate::program::{
 use crate::ty::{NamedTy, Ty};
 
 /// The primitive type names.
-pub(crate) const PRIMITIVES: &[&str] = &[
+pub const PRIMITIVES: &[&str] = &[
     "String", "Int", "Float", "Bool", "Duration", "Money", "Json",
 ];
 

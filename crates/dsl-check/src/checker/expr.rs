@@ -13,7 +13,7 @@ use crate::program::{DefSite, SymbolKind, ToolCallSite, ToolInfo, TypeInfo};
 use crate::ty::{NamedTy, Ty};
 
 /// Built-in functions, for suggestions and name lookup.
-pub(crate) const BUILTINS: &[&str] = &[
+pub const BUILTINS: &[&str] = &[
     "avg", "contains", "count", "file", "first", "flatten", "join", "last", "len", "lower", "max",
     "min", "round", "secret", "string", "sum", "upper",
 ];

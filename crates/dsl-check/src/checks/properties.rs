@@ -9,7 +9,7 @@ use super::{name_list, with_suggestion};
 use crate::checker::Checker;
 
 /// Properties of a `tool` block.
-pub(crate) const TOOL_PROPS: &[&str] = &[
+pub const TOOL_PROPS: &[&str] = &[
     "scope",
     "hosts",
     "request",
@@ -19,9 +19,9 @@ pub(crate) const TOOL_PROPS: &[&str] = &[
     "timeout",
 ];
 /// Properties of a tool's `request` record.
-pub(crate) const REQUEST_PROPS: &[&str] = &["method", "url", "headers", "query", "body"];
+pub const REQUEST_PROPS: &[&str] = &["method", "url", "headers", "query", "body"];
 /// Properties of a `model` block.
-pub(crate) const MODEL_PROPS: &[&str] = &[
+pub const MODEL_PROPS: &[&str] = &[
     "temperature",
     "max_tokens",
     "fallback",
@@ -33,11 +33,11 @@ pub(crate) const MODEL_PROPS: &[&str] = &[
     "sim_latency",
 ];
 /// Properties of a `knowledge` block.
-pub(crate) const KNOWLEDGE_PROPS: &[&str] = &["description", "chunk_size", "top_k", "refresh"];
+pub const KNOWLEDGE_PROPS: &[&str] = &["description", "chunk_size", "top_k", "refresh"];
 /// Properties of an `agent` block.
-pub(crate) const AGENT_PROPS: &[&str] = &["model", "instructions", "tools", "knowledge"];
+pub const AGENT_PROPS: &[&str] = &["model", "instructions", "tools", "knowledge"];
 /// Properties of `ask` and `route`.
-pub(crate) const ASK_PROPS: &[&str] = &["prompt", "cite", "instructions"];
+pub const ASK_PROPS: &[&str] = &["prompt", "cite", "instructions"];
 
 /// The known properties of a block, by name, in source order.
 #[derive(Debug, Default)]

@@ -4,10 +4,12 @@
 use std::collections::HashSet;
 
 use dsl_check::Program;
+use dsl_check::checks::properties::{AGENT_PROPS, MODEL_PROPS, TOOL_PROPS};
 use dsl_check::program::{FileRef, SymbolKind};
 use dsl_check::ty::Ty;
+use dsl_check::{BUILTINS, PRIMITIVES};
 use dsl_syntax::ast::Item;
-use dsl_syntax::{ITEM_KEYWORDS, TokenKind};
+use dsl_syntax::{EVAL_KEYWORDS, ITEM_KEYWORDS, POLICY_KEYWORDS, TokenKind};
 use tower_lsp_server::ls_types as lsp;
 
 use super::Snapshot;
@@ -16,46 +18,6 @@ use super::hover::tool_markdown;
 
 /// Keywords that start an action (after `step name =`).
 const ACTION_KEYWORDS: &[&str] = &["ask", "map", "when", "route", "review", "approve"];
-
-/// Keywords that start a policy rule.
-const POLICY_KEYWORDS: &[&str] = &["approve", "auto", "egress", "redact", "budget", "rate"];
-
-/// Keywords that start an eval statement.
-const EVAL_KEYWORDS: &[&str] = &["mock", "input", "approve", "reject", "expect"];
-
-/// Properties of agents, models and tools.
-const AGENT_PROPS: &[&str] = &["model", "instructions", "tools", "knowledge"];
-const MODEL_PROPS: &[&str] = &[
-    "temperature",
-    "max_tokens",
-    "fallback",
-    "retry",
-    "backoff",
-    "timeout",
-    "api_key",
-    "price",
-    "sim_latency",
-];
-const TOOL_PROPS: &[&str] = &[
-    "scope",
-    "hosts",
-    "request",
-    "builtin",
-    "sim",
-    "sim_latency",
-    "timeout",
-];
-
-/// The primitive types.
-const PRIMITIVES: &[&str] = &[
-    "String", "Int", "Float", "Bool", "Duration", "Money", "Json",
-];
-
-/// The built-in functions.
-const BUILTINS: &[&str] = &[
-    "count", "len", "sum", "avg", "min", "max", "first", "last", "flatten", "join", "contains",
-    "lower", "upper", "round", "string", "secret",
-];
 
 fn item(label: &str, kind: lsp::CompletionItemKind, detail: Option<String>) -> lsp::CompletionItem {
     lsp::CompletionItem {
