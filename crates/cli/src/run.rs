@@ -2,7 +2,7 @@
 //! glue between the command line, the durable store and the runtime's engine.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -329,22 +329,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         };
         let engine = match Engine::start(Some(store.clone()), new_run, cancel).await {
             Ok(engine) => engine,
-            Err(EngineError::DoesNotCheck) => {
-                let analysis = dsl_check::check(&source, &crate::world_for(&args.pack));
-                crate::render::human(
-                    &args.pack.display().to_string(),
-                    &source,
-                    &analysis.diagnostics,
-                    crate::color(),
-                    &mut std::io::stderr().lock(),
-                );
-                return Ok(crate::EXIT_FAILED);
-            }
-            Err(EngineError::Usage(message)) => {
-                eprintln!("error: {message}");
-                return Ok(crate::EXIT_USAGE);
-            }
-            Err(other) => return Err(other.into()),
+            Err(error) => return refused_start(error, &source, &args.pack),
         };
         execute(engine, &store, args.json).await
     })
@@ -472,22 +457,7 @@ pub fn test(args: TestArgs) -> anyhow::Result<u8> {
     let _ = std::fs::remove_dir_all(&scratch);
     let results = match outcome? {
         Ok(results) => results,
-        Err(EngineError::DoesNotCheck) => {
-            let analysis = dsl_check::check(&source, &crate::world_for(&args.pack));
-            crate::render::human(
-                &args.pack.display().to_string(),
-                &source,
-                &analysis.diagnostics,
-                crate::color(),
-                &mut std::io::stderr().lock(),
-            );
-            return Ok(crate::EXIT_FAILED);
-        }
-        Err(EngineError::Usage(message)) => {
-            eprintln!("error: {message}");
-            return Ok(crate::EXIT_USAGE);
-        }
-        Err(other) => return Err(other.into()),
+        Err(error) => return refused_start(error, &source, &args.pack),
     };
     let failed = results.iter().filter(|r| !r.passed).count();
     if args.json {
@@ -726,4 +696,27 @@ pub fn trace(args: TraceArgs) -> anyhow::Result<u8> {
         store.close().await;
         Ok(crate::EXIT_OK)
     })
+}
+
+/// The exit for a run or test that could not start: the pack's diagnostics when it does
+/// not check (exit 1), the message of a usage error (exit 2), any other error as is.
+fn refused_start(error: EngineError, source: &str, pack: &Path) -> anyhow::Result<u8> {
+    match error {
+        EngineError::DoesNotCheck => {
+            let analysis = dsl_check::check(source, &crate::world_for(pack));
+            crate::render::human(
+                &pack.display().to_string(),
+                source,
+                &analysis.diagnostics,
+                crate::color(),
+                &mut std::io::stderr().lock(),
+            );
+            Ok(crate::EXIT_FAILED)
+        }
+        EngineError::Usage(message) => {
+            eprintln!("error: {message}");
+            Ok(crate::EXIT_USAGE)
+        }
+        other => Err(other.into()),
+    }
 }
