@@ -1,67 +1,13 @@
 //! End-to-end tests of `galaxy run`, `approve`, `resume`, `runs`, `show` and `trace`: the
 //! real binary on the example packs, with a fresh SQLite store per test.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-/// A scratch directory and store for one test.
-struct Sandbox {
-    dir: PathBuf,
-}
-
-impl Sandbox {
-    fn new(name: &str) -> Sandbox {
-        let dir =
-            std::env::temp_dir().join(format!("galaxy-run-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Sandbox { dir }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_galaxy"));
-        command
-            .args(args)
-            .current_dir(repo())
-            .env(
-                "GALAXY_DATABASE_URL",
-                format!("sqlite://{}", self.dir.join("galaxy.db").display()),
-            )
-            .env_remove("ANTHROPIC_API_KEY")
-            .env_remove("OPENAI_API_KEY")
-            .env("NO_COLOR", "1");
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("galaxy runs")
-    }
-
-    fn json(&self, args: &[&str]) -> (i32, Value) {
-        let output = self.run(args);
-        let code = output.status.code().unwrap_or(-1);
-        let value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?} printed no JSON ({e}); exit {code}\nstdout: {}\nstderr: {}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-        (code, value)
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use common::{Sandbox, repo_root as repo};
 
 fn pending(report: &Value) -> Vec<String> {
     report["pending_approvals"]

@@ -4,61 +4,24 @@
 //! stops a run (exit 4) and raising it lets the run finish.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use runtime::store::{EffectRecord, Store};
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-struct Sandbox {
-    dir: PathBuf,
-}
+use common::Sandbox;
 
+/// What the crash tests need beyond the shared sandbox.
 impl Sandbox {
-    fn new(name: &str) -> Sandbox {
-        let dir =
-            std::env::temp_dir().join(format!("galaxy-crash-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Sandbox { dir }
-    }
-
-    fn url(&self) -> String {
-        format!("sqlite://{}", self.dir.join("galaxy.db").display())
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_galaxy"));
-        command
-            .args(args)
-            .current_dir(repo())
-            .env("GALAXY_DATABASE_URL", self.url())
-            .env("NO_COLOR", "1");
-        command
-    }
-
     fn spawn(&self, args: &[&str]) -> Child {
         self.command(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("galaxy starts")
-    }
-
-    fn json(&self, args: &[&str]) -> (i32, Value) {
-        let output = self.command(args).output().expect("galaxy runs");
-        let value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?}: no JSON ({e}): {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-        (output.status.code().unwrap_or(-1), value)
     }
 
     fn store<T>(&self, f: impl AsyncFnOnce(&Store) -> T) -> T {
@@ -150,12 +113,6 @@ impl Sandbox {
             assert!(after.contains_key(&effect.step_key), "{effect:?}");
         }
         effects
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Runs `galaxy` with `args` from the repository root, without colour.
@@ -42,4 +44,60 @@ pub fn scratch(kind: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
+}
+
+/// A scratch directory with its own SQLite store, for tests that run packs; removed on drop.
+pub struct Sandbox {
+    pub dir: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new(name: &str) -> Sandbox {
+        Sandbox {
+            dir: scratch(&format!("run-{name}")),
+        }
+    }
+
+    /// The store's URL.
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.dir.join("galaxy.db").display())
+    }
+
+    /// `galaxy ARGS` from the repository root on this sandbox's store, with no provider keys
+    /// and no colour.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_galaxy"));
+        command
+            .args(args)
+            .current_dir(repo_root())
+            .env("GALAXY_DATABASE_URL", self.url())
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("OPENAI_API_KEY")
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("galaxy runs")
+    }
+
+    /// The exit code and the JSON printed (a test fails when nothing parses).
+    pub fn json(&self, args: &[&str]) -> (i32, Value) {
+        let output = self.run(args);
+        let code = output.status.code().unwrap_or(-1);
+        let value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?} printed no JSON ({e}); exit {code}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        (code, value)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
