@@ -5,4 +5,4 @@
 # Arguments pick sections: overhead, makespan, memory (all when none). Figures: docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo bench -p runtime --bench engine "$@"
+cargo bench -p runtime --bench engine -- "$@"

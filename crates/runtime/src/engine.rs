@@ -4,8 +4,8 @@
 //!
 //! All node futures of a run are driven by one task (`FuturesUnordered` per graph), so a
 //! node's work is cancelled by dropping it: Ctrl-C reaches in-flight model and HTTP calls.
-//! Store writes are group commits: whichever node gets the store's connection commits
-//! everything queued in one transaction (one commit per wave of nodes that finish together).
+//! Store writes are group commits, each acknowledged once durable: a node alone commits
+//! inline; while other nodes are in flight a committer task drains the queue (see `writer`).
 
 mod budget;
 mod calls;
