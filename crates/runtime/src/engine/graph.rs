@@ -286,6 +286,8 @@ impl Engine {
         if self.cancelled() {
             return NodeResult::Blocked(Blocker::Interrupted, None);
         }
+        // Containers and gates are boxed when they start, so a leaf's future (the common
+        // case, and a wide wave's) is no larger than a leaf needs.
         match &node.kind {
             NodeKind::Map {
                 var,
@@ -294,7 +296,7 @@ impl Engine {
                 concurrency,
                 body,
             } => {
-                self.run_map(
+                Box::pin(self.run_map(
                     node,
                     &ctx,
                     &key,
@@ -303,28 +305,33 @@ impl Engine {
                     filter.as_ref(),
                     concurrency.as_ref(),
                     body,
-                )
+                ))
                 .await
             }
             NodeKind::Branch {
                 cond,
                 then,
                 otherwise,
-            } => {
-                self.run_branch(node, &ctx, &key, cond, then, otherwise.as_ref())
-                    .await
-            }
+            } => Box::pin(self.run_branch(node, &ctx, &key, cond, then, otherwise.as_ref())).await,
             NodeKind::Review {
                 critic,
                 until,
                 max_rounds,
                 body,
             } => {
-                self.run_review(node, &ctx, &key, critic, until, max_rounds.as_ref(), body)
-                    .await
+                Box::pin(self.run_review(
+                    node,
+                    &ctx,
+                    &key,
+                    critic,
+                    until,
+                    max_rounds.as_ref(),
+                    body,
+                ))
+                .await
             }
             NodeKind::Gate { .. } | NodeKind::Approval { .. } => {
-                self.run_gate(node, &ctx, &key).await
+                Box::pin(self.run_gate(node, &ctx, &key)).await
             }
             _ => self.run_leaf(node, &ctx, &key).await,
         }

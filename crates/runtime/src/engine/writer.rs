@@ -197,7 +197,8 @@ impl Writer {
             if let Ok(result) = done.try_recv() {
                 return result.map_err(StoreError::Corrupt);
             }
-            shared.commit_queued(&mut held).await;
+            // Boxed: a commit's future is large, and would make every node's future so.
+            Box::pin(shared.commit_queued(&mut held)).await;
         }
         match done.await {
             Ok(result) => result.map_err(StoreError::Corrupt),
