@@ -10,7 +10,7 @@ mod expr;
 mod flow;
 mod pack_items;
 
-use crate::fast_hash::FastMap;
+use crate::fast_hash::{FastMap, FastSet};
 use std::sync::Arc;
 
 use dsl_syntax::ast::{self, FileKind, Ident, Item, TypeDecl};
@@ -90,6 +90,9 @@ pub(crate) struct Checker<'a> {
     /// The provider calls of the file's models (each model and its fallbacks), with the
     /// hosts they reach, for the egress check.
     pub model_calls: Vec<checks::model_egress::ModelCall>,
+    /// The definitions (spans in this file) of the models something uses, recorded whether
+    /// or not the resolution table is, for the egress check.
+    pub used_models: FastSet<(u32, u32)>,
 }
 
 /// How many candidates "did you mean" may consider per file in total: a file with thousands
@@ -228,6 +231,7 @@ impl<'a> Checker<'a> {
             docs: doc_table(src, parse),
             own_tools: Vec::new(),
             model_calls: Vec::new(),
+            used_models: FastSet::default(),
         }
     }
 
@@ -293,6 +297,11 @@ impl<'a> Checker<'a> {
 
     /// Records a name occurrence for the language server.
     pub fn resolve(&mut self, span: Span, kind: SymbolKind, def: Option<DefSite>, ty: Ty) {
+        if kind == SymbolKind::Model
+            && let Some(def) = def.as_ref().filter(|d| d.file == FileRef::Main)
+        {
+            self.used_models.insert((def.span.start, def.span.end));
+        }
         if self.record {
             self.program.resolutions.push(Resolution {
                 span,

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use crate::checker::Checker;
 use crate::fast_hash::FastSet;
 use crate::policy::model_host;
-use crate::program::{FileRef, SymbolKind};
 
 /// One provider call of a model declaration (the model itself or a fallback) and the host
 /// it reaches.
@@ -67,15 +66,7 @@ pub(crate) fn check(checker: &mut Checker<'_>) {
     if checker.policy.egress.is_none() || checker.model_calls.is_empty() {
         return;
     }
-    let used: FastSet<(u32, u32)> = checker
-        .program
-        .resolutions
-        .iter()
-        .filter(|r| r.kind == SymbolKind::Model && !r.is_definition)
-        .filter_map(|r| r.def.as_ref())
-        .filter(|d| d.file == FileRef::Main)
-        .map(|d| (d.span.start, d.span.end))
-        .collect();
+    let used = std::mem::take(&mut checker.used_models);
     let calls = std::mem::take(&mut checker.model_calls);
     let mut reported: FastSet<(Arc<str>, String)> = FastSet::default();
     for call in &calls {
@@ -103,4 +94,5 @@ pub(crate) fn check(checker: &mut Checker<'_>) {
         checker.report(diagnostic);
     }
     checker.model_calls = calls;
+    checker.used_models = used;
 }
