@@ -216,6 +216,21 @@ impl Engine {
         Ok(map)
     }
 
+    /// The text of an optional prompt or instructions expression (a failure to evaluate it
+    /// is permanent).
+    fn text_of(
+        &self,
+        expr: Option<&dsl_syntax::ast::Expr>,
+        locals: &[(String, Value)],
+    ) -> Result<Option<String>, Failure> {
+        expr.map(|e| {
+            self.eval_in(e, locals, None)
+                .map(|value| eval::display(&value))
+                .map_err(|e| Failure::new("permanent", e.to_string()))
+        })
+        .transpose()
+    }
+
     /// Runs a tool, ask, route or compute node: budget, concurrency, cancellation, record.
     pub(crate) async fn run_leaf(&self, node: &Node, ctx: &Ctx, key: &str) -> NodeResult {
         let started = now_ms();
@@ -492,22 +507,10 @@ impl Engine {
                 cite,
                 ..
             } => {
-                let prompt = match prompt {
-                    Some(p) => eval::display(
-                        &self
-                            .eval_in(p, &ctx.locals, None)
-                            .map_err(|e| Failure::new("permanent", e.to_string()))?,
-                    ),
-                    None => String::new(),
-                };
-                let extra = match instructions {
-                    Some(i) => Some(eval::display(
-                        &self
-                            .eval_in(i, &ctx.locals, None)
-                            .map_err(|e| Failure::new("permanent", e.to_string()))?,
-                    )),
-                    None => None,
-                };
+                let prompt = self
+                    .text_of(prompt.as_ref(), &ctx.locals)?
+                    .unwrap_or_default();
+                let extra = self.text_of(instructions.as_ref(), &ctx.locals)?;
                 self.ask(
                     target,
                     target,
@@ -528,22 +531,10 @@ impl Engine {
                 instructions,
                 cite,
             } => {
-                let prompt = match prompt {
-                    Some(p) => eval::display(
-                        &self
-                            .eval_in(p, &ctx.locals, None)
-                            .map_err(|e| Failure::new("permanent", e.to_string()))?,
-                    ),
-                    None => String::new(),
-                };
-                let extra = match instructions {
-                    Some(i) => Some(eval::display(
-                        &self
-                            .eval_in(i, &ctx.locals, None)
-                            .map_err(|e| Failure::new("permanent", e.to_string()))?,
-                    )),
-                    None => None,
-                };
+                let prompt = self
+                    .text_of(prompt.as_ref(), &ctx.locals)?
+                    .unwrap_or_default();
+                let extra = self.text_of(instructions.as_ref(), &ctx.locals)?;
                 let options: Vec<std::sync::Arc<str>> = routes
                     .iter()
                     .map(|r| std::sync::Arc::from(r.as_str()))

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::http::{join_url, post_json, read_json, read_sse, stream_error};
+use super::http::{join_url, post_json, read_json, read_sse, stream_error, text_field};
 use super::openai::{unwrap_answer, wrap_schema};
 use super::{Completion, CompletionRequest, ModelProvider, ProviderError, ProviderFuture, Usage};
 
@@ -142,15 +142,8 @@ impl AnthropicProvider {
         Ok(Completion {
             text,
             usage: usage_of(answer.get("usage"), Usage::default()),
-            model: answer
-                .get("model")
-                .and_then(Value::as_str)
-                .unwrap_or(&request.model)
-                .to_string(),
-            finish_reason: answer
-                .get("stop_reason")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            model: text_field(&answer, "model").unwrap_or_else(|| request.model.clone()),
+            finish_reason: text_field(&answer, "stop_reason"),
         })
     }
 
@@ -189,10 +182,7 @@ impl AnthropicProvider {
             match kind {
                 "message_start" => {
                     let message = data.get("message").unwrap_or(&Value::Null);
-                    model = message
-                        .get("model")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
+                    model = text_field(message, "model");
                     usage = usage_of(message.get("usage"), usage);
                 }
                 "content_block_delta" => {

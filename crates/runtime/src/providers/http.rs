@@ -212,6 +212,11 @@ pub(crate) fn truncate(text: &str) -> String {
 }
 
 /// `base` without a trailing slash, joined with `path` (which starts with `/`).
+/// The string field `key` of a JSON answer (a model name, a finish reason), if present.
+pub(crate) fn text_field(value: &Value, key: &str) -> Option<String> {
+    value.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
 pub(crate) fn join_url(base: &str, path: &str) -> String {
     format!("{}{path}", base.trim_end_matches('/'))
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value, json};
 
-use super::http::{join_url, post_json, read_json, read_sse, stream_error};
+use super::http::{join_url, post_json, read_json, read_sse, stream_error, text_field};
 use super::{
     ChatMessage, Completion, CompletionRequest, ModelProvider, ProviderError, ProviderFuture,
     Usage, extract_json, is_strict_compatible,
@@ -197,15 +197,8 @@ impl OpenAiProvider {
         Ok(Completion {
             text: unwrap_answer(text, wrapped),
             usage: usage_of(answer.get("usage")),
-            model: answer
-                .get("model")
-                .and_then(Value::as_str)
-                .unwrap_or(&request.model)
-                .to_string(),
-            finish_reason: choice
-                .get("finish_reason")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            model: text_field(&answer, "model").unwrap_or_else(|| request.model.clone()),
+            finish_reason: text_field(choice, "finish_reason"),
         })
     }
 
