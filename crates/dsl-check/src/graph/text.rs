@@ -250,22 +250,7 @@ pub(crate) fn reindent(step_text: &str, indent: &str) -> String {
     if indent == STEP_INDENT {
         return step_text.to_string();
     }
-    let mut out = String::with_capacity(step_text.len());
-    for (i, line) in step_text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-            match line.strip_prefix(STEP_INDENT) {
-                Some(rest) => {
-                    out.push_str(indent);
-                    out.push_str(rest);
-                }
-                None => out.push_str(line),
-            }
-        } else {
-            out.push_str(line);
-        }
-    }
-    out
+    reindent_from(step_text, STEP_INDENT, indent)
 }
 
 /// Whether `name` can be a step name: an identifier that is not a reserved word.
