@@ -13,7 +13,8 @@ fn main() {
     let runs: u32 = std::env::args()
         .nth(2)
         .and_then(|n| n.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(10)
+        .max(1);
     let mut check = std::time::Duration::ZERO;
     let mut lower = std::time::Duration::ZERO;
     let mut total = 0;
@@ -34,7 +35,7 @@ fn main() {
     }
     println!(
         "{total} nodes, check {:?}, lower {:?}",
-        check / 10,
-        lower / 10
+        check / runs,
+        lower / runs
     );
 }
