@@ -31,6 +31,7 @@ pub mod unknown_name;
 pub mod unknown_tool;
 pub mod unknown_type;
 pub mod unused;
+pub mod value_range;
 pub mod wrong_kind;
 
 use dsl_syntax::{Diagnostic, Span, TextEdit};

@@ -34,6 +34,10 @@ pub const CODES: &[(&str, &str)] = &[
     ("GX0306", "operator not defined for the operand types"),
     ("GX0307", "missing required property"),
     ("GX0308", "interpolation of a value that cannot be printed"),
+    (
+        "GX0309",
+        "duration or count below its minimum (a zero timeout, a negative backoff)",
+    ),
     ("GX0401", "destructive tool call with no approval path"),
     ("GX0402", "tool host not in the egress allowlist"),
     ("GX0403", "unknown budget unit or wrong amount kind"),

@@ -12,6 +12,7 @@ use dsl_syntax::ast::{
 use super::{Checker, Local};
 use crate::checks;
 use crate::checks::properties;
+use crate::checks::value_range::{self, Minimum};
 use crate::program::{
     AgentInfo, FieldInfo, InputInfo, KnowledgeInfo, ModelInfo, SymbolKind, ToolInfo, TypeInfo,
 };
@@ -397,6 +398,13 @@ impl<'a> Checker<'a> {
         let mut timeout_ms = None;
         if let Some(prop) = table.get("timeout") {
             self.check_expr(&prop.value, &Ty::Duration);
+            value_range::check_duration(
+                self,
+                "timeout",
+                &prop.value,
+                Minimum::Positive,
+                Some("30s"),
+            );
             timeout_ms = duration_ms(&prop.value);
         }
         // Parameters are in scope inside the request template and the simulation.
@@ -433,6 +441,13 @@ impl<'a> Checker<'a> {
         let mut sim_latency_ms = None;
         if let Some(prop) = table.get("sim_latency") {
             self.check_expr(&prop.value, &Ty::Duration);
+            value_range::check_duration(
+                self,
+                "sim_latency",
+                &prop.value,
+                Minimum::NonNegative,
+                None,
+            );
             sim_latency_ms = duration_ms(&prop.value);
         }
         self.locals.truncate(base);
@@ -538,9 +553,25 @@ impl<'a> Checker<'a> {
         for (key, prop) in table.iter() {
             match *key {
                 "temperature" => self.check_expr(&prop.value, &Ty::Float),
-                "max_tokens" | "retry" => self.check_expr(&prop.value, &Ty::Int),
+                "max_tokens" => self.check_expr(&prop.value, &Ty::Int),
+                "retry" => {
+                    self.check_expr(&prop.value, &Ty::Int);
+                    value_range::check_count(
+                        self,
+                        key,
+                        &prop.value,
+                        Minimum::NonNegative,
+                        Some("2"),
+                    );
+                }
                 "backoff" | "timeout" | "sim_latency" => {
-                    self.check_expr(&prop.value, &Ty::Duration)
+                    self.check_expr(&prop.value, &Ty::Duration);
+                    let (minimum, default) = match *key {
+                        "timeout" => (Minimum::Positive, Some("60s")),
+                        "backoff" => (Minimum::NonNegative, Some("500ms")),
+                        _ => (Minimum::NonNegative, None),
+                    };
+                    value_range::check_duration(self, key, &prop.value, minimum, default);
                 }
                 "api_key" => checks::secrets::check_secret_value(self, prop),
                 "fallback" => match &prop.value.kind {

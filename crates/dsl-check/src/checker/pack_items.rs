@@ -181,6 +181,13 @@ impl<'a> Checker<'a> {
                     let tool = self.tool_path(target);
                     self.check_expr(count, &Ty::Int);
                     self.check_expr(window, &Ty::Duration);
+                    checks::value_range::check_duration(
+                        self,
+                        "rate window",
+                        window,
+                        checks::value_range::Minimum::Positive,
+                        None,
+                    );
                     if let (Some(tool), ExprKind::Int(count), ExprKind::Duration(window_ms)) =
                         (tool, &count.kind, &window.kind)
                     {
