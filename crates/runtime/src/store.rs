@@ -224,7 +224,9 @@ pub enum Write {
     Attempt(AttemptRecord),
     /// An audit event.
     Audit(AuditRecord),
-    /// A new or updated approval.
+    /// A new or updated approval, replacing the gate's earlier one. A pending approval also
+    /// withdraws the gate's step row: a gate that asks (again, when its arguments changed
+    /// after a decision) has not passed, whatever an earlier invocation recorded.
     Approval(ApprovalRecord),
     /// An effect about to be sent.
     EffectIssued {
@@ -451,6 +453,13 @@ macro_rules! apply_writes {
                         .bind(&approval.key)
                         .execute(&mut *tx)
                         .await?;
+                    if approval.status == "pending" {
+                        sqlx::query("DELETE FROM steps WHERE run_id = $1 AND step_key = $2")
+                            .bind(run_id)
+                            .bind(&approval.key)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     sqlx::query(
                         "INSERT INTO approvals (run_id, step_key, tool, args_json, args_hash, reason, status, decided_by, note, requested_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     )

@@ -313,9 +313,68 @@ async fn big_batches(store: &Store) {
     assert_eq!(s0.output_json.as_deref(), Some("2"));
 }
 
+/// A wave's step rows alone (no attempts, no audit), as the writer commits them: every
+/// column reads back as written, the later of two rows for one key wins, and a batch with
+/// one bad row leaves nothing behind and the connection usable.
+async fn step_waves(store: &Store) {
+    let run = "run-wave";
+    let mut connection = store.connection().await.expect("a connection");
+    let mut wave: Vec<StepRecord> = (0..40)
+        .map(|i| {
+            let mut record = step(&format!("w{i}"), &format!("{{\"n\":{i}}}"));
+            record.started_at = 1_796_571_959_781 + i;
+            record.ended_at = i64::MAX - i;
+            record.cost = 0.125 * i as f64;
+            record.input_tokens = i;
+            if i % 3 == 0 {
+                record.output_json = None;
+                record.model = None;
+                record.error = Some(format!("échec n° {i} — \"quoted\"\n"));
+                record.detail_json = Some(String::new());
+            }
+            record
+        })
+        .collect();
+    let mut again = step("w5", "\"later\"");
+    again.status = "failed".into();
+    let writes: Vec<Write> = wave
+        .iter()
+        .chain(std::iter::once(&again))
+        .map(|record| Write::Step(record.clone(), Vec::new()))
+        .collect();
+    connection.apply(run, &writes).await.expect("a wave");
+    wave[5] = again;
+    let mut stored = store.steps(run).await.expect("steps");
+    stored.sort_by_key(|s| s.key[1..].parse::<i64>().unwrap_or(-1));
+    assert_eq!(stored, wave);
+
+    let mut bad: Vec<Write> = (0..20)
+        .map(|i| Write::Step(step(&format!("b{i}"), "1"), Vec::new()))
+        .collect();
+    // A row each backend refuses: SQLite stores a NaN as NULL, which the NOT NULL column
+    // refuses; PostgreSQL keeps a NaN but refuses a NUL character in text.
+    if let Write::Step(record, _) = &mut bad[14] {
+        match store.backend() {
+            "sqlite" => record.cost = f64::NAN,
+            _ => record.error = Some("nul \0 byte".into()),
+        }
+    }
+    assert!(
+        connection.apply(run, &bad).await.is_err(),
+        "the bad row fails the wave"
+    );
+    assert_eq!(store.steps(run).await.expect("steps").len(), 40, "nothing of the bad wave");
+    let good: Vec<Write> = (0..20)
+        .map(|i| Write::Step(step(&format!("g{i}"), "1"), Vec::new()))
+        .collect();
+    connection.apply(run, &good).await.expect("the connection still writes");
+    assert_eq!(store.steps(run).await.expect("steps").len(), 60);
+}
+
 async fn suite(store: Store) {
     records_round_trip(&store).await;
     big_batches(&store).await;
+    step_waves(&store).await;
     engine_on_store(&store).await;
     store.close().await;
 }
