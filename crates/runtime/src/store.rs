@@ -15,6 +15,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlSafeStr};
 
+mod sqlite_rows;
+
 /// The migrations, embedded from the repository's `migrations/` folder.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "runs", include_str!("../../../migrations/0001_runs.sql")),
@@ -390,24 +392,11 @@ macro_rules! insert_rows {
     }};
 }
 
-/// Applies a batch on one connection: a lone step row autocommits, anything else is one
-/// transaction.
-macro_rules! apply_writes {
-    ($conn:expr, $run_id:expr, $writes:expr) => {{
-        let run_id: &str = $run_id;
-        let writes: &[Write] = $writes;
-        // One step row alone (the common case on a chain) is one statement: autocommit,
-        // without a transaction around it.
-        if let [Write::Step(step, attempts)] = writes
-            && attempts.is_empty()
-        {
-            upsert_step!(&mut *$conn, run_id, step);
-            return Ok(());
-        }
-        let rows = Rows::gather(writes);
-        let mut tx = sqlx::Connection::begin(&mut *$conn).await?;
-        insert_rows!(tx, rows.steps, STEP_COLUMNS, STEP_CONFLICT, |b, step| {
-            b.push_bind(run_id)
+/// Writes step rows with multi-row statements on connection `conn`.
+macro_rules! insert_step_rows {
+    ($conn:expr, $run_id:expr, $steps:expr) => {
+        insert_rows!($conn, $steps, STEP_COLUMNS, STEP_CONFLICT, |b, step| {
+            b.push_bind($run_id)
                 .push_bind(&step.key)
                 .push_bind(&step.node)
                 .push_bind(&step.status)
@@ -421,7 +410,77 @@ macro_rules! apply_writes {
                 .push_bind(&step.error)
                 .push_bind(&step.model)
                 .push_bind(&step.detail_json)
-        });
+        })
+    };
+}
+
+/// Step rows a batch needs before they go through SQLite's C API rather than sqlx (see
+/// `sqlite_rows`): below it, preparing the statement costs more than binding through sqlx.
+const SQLITE_DIRECT_ROWS: usize = 8;
+
+/// Writes step rows on SQLite inside a transaction: many through one prepared statement on
+/// the raw handle, a few as multi-row statements. Leaves a batch of step rows alone to the
+/// transaction (returns false).
+async fn sqlite_insert_steps(
+    conn: &mut sqlx::SqliteConnection,
+    run_id: &str,
+    steps: &[&StepRecord],
+    alone: bool,
+) -> Result<bool, StoreError> {
+    if steps.is_empty() {
+        return Ok(true);
+    }
+    // Rows stepped one by one would each commit on their own: they go in a transaction.
+    if alone {
+        return Ok(false);
+    }
+    if steps.len() >= SQLITE_DIRECT_ROWS {
+        sqlite_rows::upsert_steps(conn, run_id, steps).await?;
+        return Ok(true);
+    }
+    insert_step_rows!(conn, run_id, steps);
+    Ok(true)
+}
+
+/// Writes step rows on PostgreSQL with multi-row statements. A batch of step rows alone is
+/// left to the transaction (returns false) when it takes more than one statement.
+async fn postgres_insert_steps(
+    conn: &mut sqlx::PgConnection,
+    run_id: &str,
+    steps: &[&StepRecord],
+    alone: bool,
+) -> Result<bool, StoreError> {
+    if alone && statement_sizes(steps.len()).len() > 1 {
+        return Ok(false);
+    }
+    insert_step_rows!(conn, run_id, steps);
+    Ok(true)
+}
+
+/// Applies a batch on one connection: a lone step row autocommits, anything else is one
+/// transaction.
+macro_rules! apply_writes {
+    ($conn:expr, $run_id:expr, $writes:expr, $insert_steps:path) => {{
+        let run_id: &str = $run_id;
+        let writes: &[Write] = $writes;
+        // One step row alone (the common case on a chain) is one statement: autocommit,
+        // without a transaction around it.
+        if let [Write::Step(step, attempts)] = writes
+            && attempts.is_empty()
+        {
+            upsert_step!(&mut *$conn, run_id, step);
+            return Ok(());
+        }
+        let rows = Rows::gather(writes);
+        // Step rows alone (a wave of finished steps) are one statement where the backend
+        // writes them in one: atomic by itself, no transaction around it.
+        if rows.attempts.is_empty() && rows.audit.is_empty() && rows.others.is_empty() {
+            if $insert_steps(&mut *$conn, run_id, &rows.steps, true).await? {
+                return Ok(());
+            }
+        }
+        let mut tx = sqlx::Connection::begin(&mut *$conn).await?;
+        $insert_steps(&mut *tx, run_id, &rows.steps, false).await?;
         insert_rows!(tx, rows.attempts, ATTEMPT_COLUMNS, ATTEMPT_CONFLICT, |b, attempt| {
             b.push_bind(run_id)
                 .push_bind(&attempt.key)
@@ -533,11 +592,11 @@ impl StoreConnection {
         match self {
             StoreConnection::Sqlite(conn) => {
                 let conn: &mut sqlx::SqliteConnection = conn;
-                apply_writes!(conn, run_id, writes)
+                apply_writes!(conn, run_id, writes, sqlite_insert_steps)
             }
             StoreConnection::Postgres(conn) => {
                 let conn: &mut sqlx::PgConnection = conn;
-                apply_writes!(conn, run_id, writes)
+                apply_writes!(conn, run_id, writes, postgres_insert_steps)
             }
         }
     }
