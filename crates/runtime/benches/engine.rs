@@ -4,19 +4,126 @@
 //! 1,000-wide fan-out, in memory, on SQLite and on PostgreSQL (when
 //! `GALAXY_TEST_POSTGRES_URL` is set); the makespan of 200- and 1,000-wide fan-outs of 50 ms
 //! nodes divided by the critical path (50 ms), and of a chain of 100 × 10 ms nodes divided
-//! by 1 s; and resident memory and store size against the number of nodes.
+//! by 1 s; and the heap a run needs and the store size against the number of nodes.
 //!
 //! `scripts/bench-runtime.sh overhead` (or `makespan`, `memory`) runs one section only.
 
+use std::alloc::{GlobalAlloc, Layout};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use runtime::engine::{Engine, NewRun, RunOptions, RunStatus};
+use runtime::store::Store;
+
+/// The galaxy binary's allocator (mimalloc), able to count the bytes allocated and freed and
+/// the peak of their difference, so the memory section measures exactly what a run
+/// allocates (RSS mostly shows what the allocator keeps cached). Counting starts with the
+/// memory section ([`count_heap`]); until then each allocation pays one relaxed load, so the
+/// timed sections run as on plain mimalloc.
+struct CountingAlloc {
+    inner: mimalloc::MiMalloc,
+    counting: AtomicBool,
+    /// Bytes allocated minus bytes freed since counting started.
+    live: AtomicIsize,
+    peak: AtomicIsize,
+}
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use runtime::store::Store;
+static GLOBAL: CountingAlloc = CountingAlloc {
+    inner: mimalloc::MiMalloc,
+    counting: AtomicBool::new(false),
+    live: AtomicIsize::new(0),
+    peak: AtomicIsize::new(0),
+};
+
+impl CountingAlloc {
+    fn grew(&self, bytes: usize) {
+        if self.counting.load(Ordering::Relaxed) {
+            let bytes = bytes as isize;
+            let live = self.live.fetch_add(bytes, Ordering::Relaxed) + bytes;
+            if live > self.peak.load(Ordering::Relaxed) {
+                self.peak.fetch_max(live, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn shrank(&self, bytes: usize) {
+        if self.counting.load(Ordering::Relaxed) {
+            self.live.fetch_sub(bytes as isize, Ordering::Relaxed);
+        }
+    }
+}
+
+// SAFETY: every call is forwarded to mimalloc with its arguments unchanged; the counters
+// only observe sizes.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let ptr = unsafe { self.inner.alloc(layout) };
+        if !ptr.is_null() {
+            self.grew(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let ptr = unsafe { self.inner.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            self.grew(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.inner.dealloc(ptr, layout) };
+        self.shrank(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let new = unsafe { self.inner.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            if new_size >= layout.size() {
+                self.grew(new_size - layout.size());
+            } else {
+                self.shrank(layout.size() - new_size);
+            }
+        }
+        new
+    }
+}
+
+/// Starts counting (for the rest of the process).
+fn count_heap() {
+    GLOBAL.counting.store(true, Ordering::Relaxed);
+}
+
+/// Bytes allocated minus bytes freed since counting started: only differences of it mean
+/// something (what was live before is not known).
+fn heap_live() -> isize {
+    GLOBAL.live.load(Ordering::Relaxed)
+}
+
+/// The peak of [`heap_live`] since the last [`reset_heap_peak`].
+fn heap_peak() -> isize {
+    GLOBAL.peak.load(Ordering::Relaxed)
+}
+
+/// Starts a new peak from the bytes live now.
+fn reset_heap_peak() {
+    GLOBAL.peak.store(heap_live(), Ordering::Relaxed);
+}
+
+// SQLite (bundled into the binary through sqlx) allocates with the C allocator, not the Rust
+// one; its own counters give its share.
+unsafe extern "C" {
+    fn sqlite3_memory_used() -> i64;
+    fn sqlite3_memory_highwater(reset: std::ffi::c_int) -> i64;
+}
 
 /// A pack whose flow is a chain of `n` steps, each a call of a simulated tool.
 fn chain_pack(n: usize, latency: Option<&str>) -> String {
@@ -52,7 +159,54 @@ fn header(latency: Option<&str>) -> String {
 /// Runs `source` to its end and returns the time `execute` took (lowering and recording
 /// the run excluded).
 async fn run(source: &str, store: Option<Store>) -> Duration {
-    let (_cancel, receiver) = tokio::sync::watch::channel(false);
+    let (engine, _cancel) = start(source, store).await;
+    let start = Instant::now();
+    let status = engine.execute().await.expect("runs");
+    let elapsed = start.elapsed();
+    assert_eq!(status, RunStatus::Succeeded);
+    elapsed
+}
+
+/// What one run of `execute` added to the heap, in bytes over what was live just before it
+/// (the lowered plan and the engine included there).
+#[derive(Clone, Copy)]
+struct HeapUse {
+    /// The peak of the Rust heap during `execute`.
+    peak: isize,
+    /// The Rust heap still live once `execute` returned, the engine not yet dropped.
+    retained: isize,
+    /// The peak of SQLite's own heap (its page cache and statements) during `execute`.
+    sqlite_peak: i64,
+}
+
+/// Runs `source` to its end, measuring the heap `execute` needs.
+async fn run_measuring_heap(source: &str, store: Option<Store>) -> HeapUse {
+    let (engine, _cancel) = start(source, store).await;
+    let before = heap_live();
+    // SAFETY: plain reads and a reset of SQLite's global counters.
+    let sqlite_before = unsafe {
+        sqlite3_memory_highwater(1);
+        sqlite3_memory_used()
+    };
+    reset_heap_peak();
+    let status = engine.execute().await.expect("runs");
+    let peak = heap_peak();
+    let after = heap_live();
+    // SAFETY: a plain read of SQLite's global high-water mark.
+    let sqlite_peak = unsafe { sqlite3_memory_highwater(0) };
+    assert_eq!(status, RunStatus::Succeeded);
+    drop(engine);
+    HeapUse {
+        peak: peak - before,
+        retained: after - before,
+        sqlite_peak: sqlite_peak - sqlite_before,
+    }
+}
+
+/// Checks and records a run of `source`, ready to execute, with its cancel switch (keep it:
+/// a run whose switch is dropped stops its waiting steps).
+async fn start(source: &str, store: Option<Store>) -> (Engine, tokio::sync::watch::Sender<bool>) {
+    let (cancel, receiver) = tokio::sync::watch::channel(false);
     let new_run = NewRun {
         source,
         pack_path: Path::new("bench.gx"),
@@ -68,11 +222,7 @@ async fn run(source: &str, store: Option<Store>) -> Duration {
     let engine = Engine::start(store, new_run, receiver)
         .await
         .expect("the bench pack checks");
-    let start = Instant::now();
-    let status = engine.execute().await.expect("runs");
-    let elapsed = start.elapsed();
-    assert_eq!(status, RunStatus::Succeeded);
-    elapsed
+    (engine, cancel)
 }
 
 /// The smallest and the median of `values`.
@@ -81,17 +231,6 @@ fn best_and_median(values: &mut [f64]) -> (f64, f64) {
     let best = values.first().copied().unwrap_or(f64::NAN);
     let median = values.get(values.len() / 2).copied().unwrap_or(f64::NAN);
     (best, median)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
 }
 
 async fn sqlite_store(dir: &Path, name: &str) -> (Store, PathBuf) {
@@ -238,22 +377,79 @@ fn main() {
         }
 
         if wanted("memory") {
-            println!("memory and storage against the number of nodes (chain, zero latency)");
-            for n in [1000usize, 4000] {
-                let source = chain_pack(n, None);
-                let before = rss_kib();
-                run(&source, None).await;
-                let after = rss_kib();
-                let (store, path) = sqlite_store(&dir, &format!("size{n}")).await;
-                run(&source, Some(store.clone())).await;
-                store.close().await;
-                let bytes = std::fs::metadata(&path).map_or(0, |m| m.len())
-                    + std::fs::metadata(path.with_extension("db-wal")).map_or(0, |m| m.len());
-                println!(
-                    "{n:>5} nodes: rss growth {:>7} KiB; sqlite {:>6} bytes/node",
-                    after.saturating_sub(before),
-                    bytes / n as u64
-                );
+            println!(
+                "heap and storage against the number of nodes (zero-latency Sim Mode; median of 3)"
+            );
+            println!(
+                "Rust heap over what was live just before execute(): its peak during it, and what \
+                 is kept when it returns (the engine not yet dropped); SQLite's own heap at its \
+                 peak; database + WAL after the store closes"
+            );
+            count_heap();
+            // Tables built once per process (the stdlib, tokio's timer, SQLite's caches) are
+            // not a run's memory: a small run of each kind goes first.
+            let warm_up = chain_pack(100, None);
+            run_measuring_heap(&warm_up, None).await;
+            let (store, _) = sqlite_store(&dir, "warm-up").await;
+            run_measuring_heap(&warm_up, Some(store.clone())).await;
+            store.close().await;
+            println!(
+                "{:<8} {:>6} {:<7} {:>10} {:>8} {:>10} {:>8} {:>11} {:>11}",
+                "shape",
+                "nodes",
+                "store",
+                "peak KiB",
+                "B/node",
+                "kept KiB",
+                "B/node",
+                "sqlite KiB",
+                "file B/node"
+            );
+            for shape in ["chain", "fan-out"] {
+                for n in [1000usize, 2000, 4000, 8000] {
+                    let (source, nodes) = if shape == "chain" {
+                        (chain_pack(n, None), n)
+                    } else {
+                        (fan_out_pack(n, None), n + 1)
+                    };
+                    let mut in_memory = Vec::new();
+                    let mut durable = Vec::new();
+                    let mut file_bytes = 0;
+                    for round in 0..3 {
+                        in_memory.push(run_measuring_heap(&source, None).await);
+                        let (store, path) =
+                            sqlite_store(&dir, &format!("size-{shape}-{n}-{round}")).await;
+                        durable.push(run_measuring_heap(&source, Some(store.clone())).await);
+                        store.close().await;
+                        file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len())
+                            + std::fs::metadata(path.with_extension("db-wal"))
+                                .map_or(0, |m| m.len());
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    for (label, uses, file) in [
+                        ("memory", &in_memory, None),
+                        ("sqlite", &durable, Some(file_bytes)),
+                    ] {
+                        let median = |field: fn(&HeapUse) -> f64| {
+                            let mut values: Vec<f64> = uses.iter().map(field).collect();
+                            best_and_median(&mut values).1
+                        };
+                        let peak = median(|u| u.peak as f64);
+                        let kept = median(|u| u.retained as f64);
+                        let sqlite = match file {
+                            Some(_) => format!("{:.0}", median(|u| u.sqlite_peak as f64) / 1024.0),
+                            None => String::new(),
+                        };
+                        let file = file.map_or(String::new(), |f| (f / nodes as u64).to_string());
+                        println!(
+                            "{shape:<8} {n:>6} {label:<7} {:>10.0} {:>8.0} {:>10.0} {:>8.0} {sqlite:>11} {file:>11}",
+                            peak / 1024.0,
+                            peak / nodes as f64,
+                            kept / 1024.0,
+                            kept / nodes as f64,
+                        );
+                    }
+                }
             }
         }
         let _ = std::fs::remove_dir_all(&dir);
