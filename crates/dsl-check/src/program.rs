@@ -187,6 +187,15 @@ pub struct ToolInfo {
     /// default (30 s) when `None`. Left out of the plan's JSON when not declared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// How many times a call that failed transiently is tried again (`retry`); the
+    /// runtime's default (2) when `None`. Left out of the plan's JSON when not declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<u32>,
+    /// The base of the exponential backoff between attempts, in milliseconds (`backoff`);
+    /// the runtime's default (500 ms) when `None`. Left out of the plan's JSON when not
+    /// declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<u64>,
     /// Where the name is defined.
     pub def: DefSite,
     /// Its doc comment.

@@ -250,3 +250,148 @@ async fn a_tool_timeout_cuts_each_slow_request_short_and_retries_it() {
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A server whose `/flaky` answers 503 a set number of times before it answers, and notes
+/// when each request came.
+#[derive(Default)]
+struct Flaky {
+    failures_left: u32,
+    hits: Vec<std::time::Instant>,
+}
+
+async fn flaky(State(state): State<Arc<Mutex<Flaky>>>) -> (StatusCode, Json<Value>) {
+    let mut state = state.lock().expect("lock");
+    state.hits.push(std::time::Instant::now());
+    if state.failures_left > 0 {
+        state.failures_left -= 1;
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": "busy" })),
+        );
+    }
+    (StatusCode::OK, Json(json!("fine")))
+}
+
+/// What one run of a flaky tool left behind.
+struct FlakyRun {
+    status: RunStatus,
+    /// The step's status and recorded attempt count.
+    step: (String, i64),
+    /// The failed attempts recorded for the tool.
+    failed_attempts: usize,
+    /// When each request reached the server.
+    hits: Vec<std::time::Instant>,
+}
+
+/// Runs a pack whose one step calls `/flaky` through a tool with `props` (its retry rules),
+/// the server failing the first `failures` requests.
+async fn run_flaky(name: &str, props: &str, failures: u32) -> FlakyRun {
+    let state = Arc::new(Mutex::new(Flaky {
+        failures_left: failures,
+        ..Flaky::default()
+    }));
+    let app = axum::Router::new()
+        .route("/flaky", get(flaky))
+        .with_state(Arc::clone(&state));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let source = format!(
+        r#"pack flaky_http {{
+  language "0.1"
+  tool fetch() -> String {{
+    scope: read
+    hosts: ["127.0.0.1"]
+    request: {{ method: "GET", url: "http://127.0.0.1:{port}/flaky" }}
+    {props}
+  }}
+  flow {{
+    step answer = fetch()
+  }}
+  policy {{
+    egress allow ["127.0.0.1"]
+  }}
+}}
+"#
+    );
+    let dir = std::env::temp_dir().join(format!("galaxy-http-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open_sqlite_file(&dir.join("galaxy.db"))
+        .await
+        .expect("store");
+    let (_cancel, receiver) = tokio::sync::watch::channel(false);
+    let new_run = NewRun {
+        source: &source,
+        pack_path: Path::new("flaky_http.gx"),
+        inputs: Vec::new(),
+        input_json: None,
+        options: RunOptions::default(),
+    };
+    let engine = Engine::start(Some(store.clone()), new_run, receiver)
+        .await
+        .expect("starts");
+    let run_id = engine.run_id().to_string();
+    let status = engine.execute().await.expect("runs");
+    let steps = store.steps(&run_id).await.expect("steps");
+    let answer = steps.iter().find(|s| s.key == "answer").expect("answer");
+    let attempts = store.attempts(&run_id).await.expect("attempts");
+    let failed_attempts = attempts
+        .iter()
+        .filter(|a| a.model.as_deref() == Some("fetch") && a.status == "failed")
+        .count();
+    let run = FlakyRun {
+        status,
+        step: (answer.status.clone(), answer.attempts),
+        failed_attempts,
+        hits: state.lock().expect("lock").hits.clone(),
+    };
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_retries_as_often_as_its_retry_says() {
+    // Without retries, the first 503 fails the step: one request, one failed attempt.
+    let once = run_flaky("retry-0", "retry: 0", 2).await;
+    assert_eq!(once.status, RunStatus::Failed);
+    assert_eq!(once.step.0, "failed");
+    assert_eq!(once.hits.len(), 1, "no retry");
+    assert_eq!(once.failed_attempts, 1);
+
+    // Three retries outlast two 503s: the third request succeeds.
+    let sturdy = run_flaky("retry-3", "retry: 3\n    backoff: 1ms", 2).await;
+    assert_eq!(sturdy.status, RunStatus::Succeeded);
+    assert_eq!(
+        sturdy.step,
+        ("succeeded".to_string(), 3),
+        "two retries, then success"
+    );
+    assert_eq!(sturdy.hits.len(), 3);
+    assert_eq!(sturdy.failed_attempts, 2);
+
+    // The default stays two retries: three 503s fail the step after three requests.
+    let default = run_flaky("retry-default", "backoff: 1ms", 3).await;
+    assert_eq!(default.status, RunStatus::Failed);
+    assert_eq!(default.hits.len(), 3, "two retries by default");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_waits_its_own_backoff_between_attempts() {
+    // A backoff of 1.2 s waits between 0.6 and 1.2 s before the first retry: longer than
+    // the default (500 ms) ever would.
+    let run = run_flaky("backoff", "retry: 1\n    backoff: 1200ms", 1).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let [first, second] = run.hits.as_slice() else {
+        panic!("two requests: {:?}", run.hits);
+    };
+    let waited = second.duration_since(*first);
+    assert!(
+        waited >= std::time::Duration::from_millis(600),
+        "waited {waited:?}"
+    );
+}

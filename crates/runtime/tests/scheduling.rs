@@ -247,6 +247,29 @@ async fn a_simulated_tool_call_slower_than_its_timeout_is_cancelled_and_retried(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_tool_call_is_tried_as_often_as_its_retry_says() {
+    for (retry, tries) in [(0, 1), (4, 5)] {
+        // The timeout's line also carries the tool's retry rules.
+        let rules = format!("30ms\n    retry: {retry}\n    backoff: 1ms");
+        let run = run_sim(&format!("tool-retry-{retry}"), &tool_pack("20s", &rules)).await;
+        assert_eq!(run.status, RunStatus::Failed);
+        let attempts = run.store.attempts(&run.run_id).await.expect("attempts");
+        let timed_out = attempts
+            .iter()
+            .filter(|a| a.model.as_deref() == Some("lookup"))
+            .filter(|a| {
+                a.detail_json
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("\"timeout\"")
+            })
+            .count();
+        assert_eq!(timed_out, tries, "retry: {retry}: {attempts:#?}");
+        run.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_tool_call_within_its_timeout_succeeds_at_the_first_attempt() {
     let run = run_sim("tool-in-time", &tool_pack("5ms", "10s")).await;
     assert_eq!(run.status, RunStatus::Succeeded);

@@ -407,6 +407,28 @@ impl<'a> Checker<'a> {
             );
             timeout_ms = duration_ms(&prop.value);
         }
+        // Its retries and their backoff, too, are the same for every call.
+        let mut retry = None;
+        if let Some(prop) = table.get("retry") {
+            self.check_expr(&prop.value, &Ty::Int);
+            value_range::check_count(self, "retry", &prop.value, Minimum::NonNegative, Some("2"));
+            retry = match prop.value.kind {
+                ExprKind::Int(n) if n >= 0 => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+                _ => None,
+            };
+        }
+        let mut backoff_ms = None;
+        if let Some(prop) = table.get("backoff") {
+            self.check_expr(&prop.value, &Ty::Duration);
+            value_range::check_duration(
+                self,
+                "backoff",
+                &prop.value,
+                Minimum::NonNegative,
+                Some("500ms"),
+            );
+            backoff_ms = duration_ms(&prop.value);
+        }
         // Parameters are in scope inside the request template and the simulation.
         let base = self.locals.len();
         for param in &params {
@@ -463,6 +485,8 @@ impl<'a> Checker<'a> {
             sim,
             sim_latency_ms,
             timeout_ms,
+            retry,
+            backoff_ms,
             def: self.def(decl.name.span),
             doc,
         });

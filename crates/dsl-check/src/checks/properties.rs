@@ -17,6 +17,8 @@ pub const TOOL_PROPS: &[&str] = &[
     "sim",
     "sim_latency",
     "timeout",
+    "retry",
+    "backoff",
 ];
 /// Properties of a tool's `request` record.
 pub const REQUEST_PROPS: &[&str] = &["method", "url", "headers", "query", "body"];

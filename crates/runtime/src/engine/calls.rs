@@ -163,17 +163,29 @@ fn all_refused(model: &str, chain: &[&ProviderRef], refusals: &[Option<Failure>]
     }
 }
 
-/// Exponential backoff with jitter for attempt `n` (1-based).
 /// How long one attempt of a tool call may take when the tool declares no `timeout`.
 const TOOL_TIMEOUT_MS: u64 = 30_000;
-/// Attempts of a tool call after the first, when it failed with a retryable class.
+/// Attempts of a tool call after the first, when it failed with a retryable class and the
+/// tool declares no `retry`.
 const TOOL_RETRIES: u32 = 2;
-/// The base of a tool call's exponential backoff between attempts.
+/// The base of a tool call's exponential backoff between attempts when the tool declares
+/// no `backoff`.
 const TOOL_BACKOFF_MS: u64 = 500;
 
 /// The longest one attempt of a call of `info` may take: its `timeout`, or 30 s.
 fn tool_timeout(info: &dsl_check::program::ToolInfo) -> Duration {
     Duration::from_millis(info.timeout_ms.unwrap_or(TOOL_TIMEOUT_MS))
+}
+
+/// How many times a call of `info` that failed transiently is tried again: its `retry`,
+/// or 2.
+fn tool_retries(info: &dsl_check::program::ToolInfo) -> u32 {
+    info.retry.unwrap_or(TOOL_RETRIES)
+}
+
+/// The base of the backoff between attempts of a call of `info`: its `backoff`, or 500 ms.
+fn tool_backoff_ms(info: &dsl_check::program::ToolInfo) -> u64 {
+    info.backoff_ms.unwrap_or(TOOL_BACKOFF_MS)
 }
 
 fn tool_timed_out(timeout: Duration) -> String {
@@ -183,6 +195,8 @@ fn tool_timed_out(timeout: Duration) -> String {
     )
 }
 
+/// Exponential backoff with jitter for attempt `attempt` (1-based): between half and all
+/// of `base_ms` doubled per earlier attempt, capped at 30 s.
 pub(super) fn backoff(base_ms: u64, attempt: u32, rng: &mut Rng) -> Duration {
     let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(10));
     let capped = exp.min(30_000);
@@ -1295,12 +1309,12 @@ impl Engine {
                     record.detail_json =
                         Some(serde_json::json!({ "class": failure.class }).to_string());
                     attempts.push(record);
-                    if !failure.retryable() || attempt > TOOL_RETRIES {
+                    if !failure.retryable() || attempt > tool_retries(&info) {
                         return Err(failure);
                     }
                     let wait = failure
                         .retry_after
-                        .unwrap_or_else(|| backoff(TOOL_BACKOFF_MS, attempt, &mut rng));
+                        .unwrap_or_else(|| backoff(tool_backoff_ms(&info), attempt, &mut rng));
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -1322,7 +1336,8 @@ impl Engine {
         let latency = Duration::from_millis(latency_ms);
         let tool = info.key();
         let mut rng = Rng::new(self.options.seed, key);
-        for attempt in 1..=TOOL_RETRIES + 1 {
+        let retries = tool_retries(info);
+        for attempt in 1..=retries.saturating_add(1) {
             if attempt > 1 {
                 self.wait_for_rate(&tool).await?;
             }
@@ -1341,8 +1356,8 @@ impl Engine {
             record.model = Some(tool.clone());
             record.detail_json = Some(serde_json::json!({ "class": "timeout" }).to_string());
             attempts.push(record);
-            if attempt <= TOOL_RETRIES {
-                tokio::time::sleep(backoff(TOOL_BACKOFF_MS, attempt, &mut rng)).await;
+            if attempt <= retries {
+                tokio::time::sleep(backoff(tool_backoff_ms(info), attempt, &mut rng)).await;
             }
         }
         Err(Failure::new("timeout", tool_timed_out(timeout)))
