@@ -181,9 +181,16 @@ impl<'a> Checker<'a> {
                     let tool = self.tool_path(target);
                     self.check_expr(count, &Ty::Int);
                     self.check_expr(window, &Ty::Duration);
+                    checks::value_range::check_count(
+                        self,
+                        "a rate count",
+                        count,
+                        checks::value_range::Minimum::NonNegative,
+                        None,
+                    );
                     checks::value_range::check_duration(
                         self,
-                        "rate window",
+                        "a rate window",
                         window,
                         checks::value_range::Minimum::Positive,
                         None,

@@ -32,7 +32,8 @@ fn literal_value(expr: &Expr) -> Option<i128> {
 }
 
 /// Checks the duration `value` of property `name` against `minimum`; `default` is the
-/// written default the fix puts instead, when the property has one.
+/// written default the fix puts instead, when the property has one. `name` is a property's
+/// name (`timeout`) or, for a part of a rule, words that say which (`a rate window`).
 pub(crate) fn check_duration(
     checker: &mut Checker<'_>,
     name: &str,
@@ -73,16 +74,21 @@ fn check(
         return;
     };
     let written = value.span.text(checker.src).trim().to_string();
+    let subject = if name.contains(' ') {
+        name.to_string()
+    } else {
+        format!("`{name}`")
+    };
     let message = match minimum {
         Minimum::Positive if number <= 0 => {
             let bound = match kind {
                 Kind::Duration => "be longer than zero",
                 Kind::Count => "be at least 1",
             };
-            format!("`{name}` must {bound}, found `{written}`")
+            format!("{subject} must {bound}, found `{written}`")
         }
         Minimum::NonNegative if number < 0 => {
-            format!("`{name}` cannot be negative, found `{written}`")
+            format!("{subject} cannot be negative, found `{written}`")
         }
         _ => return,
     };
