@@ -363,11 +363,18 @@ async fn step_waves(store: &Store) {
         connection.apply(run, &bad).await.is_err(),
         "the bad row fails the wave"
     );
-    assert_eq!(store.steps(run).await.expect("steps").len(), 40, "nothing of the bad wave");
+    assert_eq!(
+        store.steps(run).await.expect("steps").len(),
+        40,
+        "nothing of the bad wave"
+    );
     let good: Vec<Write> = (0..20)
         .map(|i| Write::Step(step(&format!("g{i}"), "1"), Vec::new()))
         .collect();
-    connection.apply(run, &good).await.expect("the connection still writes");
+    connection
+        .apply(run, &good)
+        .await
+        .expect("the connection still writes");
     assert_eq!(store.steps(run).await.expect("steps").len(), 60);
 }
 

@@ -69,7 +69,16 @@ pub(crate) struct LeafDone {
     cost: f64,
     model: Option<String>,
     effect: Option<String>,
-    detail: Value,
+    detail: Detail,
+}
+
+/// What a step's trace shows beside its output.
+pub(crate) enum Detail {
+    /// A document, redacted and serialized when the step is recorded.
+    Doc(Value),
+    /// Already redacted and serialized (built before the call, so a wide wave's completions
+    /// do not spend their time on it).
+    Text(String),
 }
 
 /// Collects the names of `secret("NAME")` calls in `expr`.
@@ -322,8 +331,13 @@ impl Engine {
                     );
                 }
                 self.budget_settled.notify_waiters();
-                let mut detail = done.detail;
-                crate::redact::redact_value_in_place(&mut detail, self.redact_trace);
+                let detail = match done.detail {
+                    Detail::Text(text) => text,
+                    Detail::Doc(mut doc) => {
+                        crate::redact::redact_value_in_place(&mut doc, self.redact_trace);
+                        doc.to_string()
+                    }
+                };
                 let record = StepRecord {
                     key: key.to_string(),
                     node: node.id.clone(),
@@ -337,7 +351,7 @@ impl Engine {
                     cost: done.cost,
                     error: None,
                     model: done.model.clone(),
-                    detail_json: Some(detail.to_string()),
+                    detail_json: Some(detail),
                 };
                 let mut writes = vec![Write::Step(record, attempts)];
                 if let Some(effect) = done.effect {
@@ -503,7 +517,10 @@ impl Engine {
                 let args = self
                     .tool_args(tool, args, &ctx.locals)
                     .map_err(|e| Failure::new("permanent", e))?;
-                let (value, effect) = self.call_tool(tool, args.clone(), key, attempts).await?;
+                let mut detail = serde_json::json!({ "tool": tool, "args": args, "span": [node.span.start, node.span.end] });
+                crate::redact::redact_value_in_place(&mut detail, self.redact_trace);
+                let detail = Detail::Text(detail.to_string());
+                let (value, effect) = self.call_tool(tool, args, key, attempts).await?;
                 Ok(LeafDone {
                     value,
                     input_tokens: 0,
@@ -511,7 +528,7 @@ impl Engine {
                     cost: 0.0,
                     model: Some(tool.clone()),
                     effect,
-                    detail: serde_json::json!({ "tool": tool, "args": args, "span": [node.span.start, node.span.end] }),
+                    detail,
                 })
             }
             NodeKind::Ask {
@@ -602,7 +619,7 @@ impl Engine {
                 done.input_tokens += pick.input_tokens;
                 done.output_tokens += pick.output_tokens;
                 done.cost += pick.cost;
-                if let Value::Object(detail) = &mut done.detail {
+                if let Detail::Doc(Value::Object(detail)) = &mut done.detail {
                     detail.insert("routed_to".into(), Value::String(specialist));
                 }
                 Ok(done)
@@ -655,7 +672,9 @@ impl Engine {
                     cost: 0.0,
                     model: None,
                     effect: None,
-                    detail: serde_json::json!({ "span": [node.span.start, node.span.end] }),
+                    detail: Detail::Doc(
+                        serde_json::json!({ "span": [node.span.start, node.span.end] }),
+                    ),
                 })
             }
             _ => Err(Failure::new("permanent", "not a leaf node")),
@@ -896,7 +915,7 @@ impl Engine {
                 cost,
                 model: Some(format!("sim:{}", model.provider.model)),
                 effect: None,
-                detail,
+                detail: Detail::Doc(detail),
             });
         }
         let retries = const_eval(prop(&model.props, "retry"))
@@ -958,7 +977,7 @@ impl Engine {
                             cost,
                             model: Some(completion.model),
                             effect: None,
-                            detail,
+                            detail: Detail::Doc(detail),
                         });
                     }
                     Err(failure) => {
@@ -1224,7 +1243,6 @@ impl Engine {
         let info = self
             .plan
             .tool(tool)
-            .cloned()
             .ok_or_else(|| Failure::new("permanent", format!("unknown tool `{tool}`")))?;
         for host in &info.hosts {
             if !self.plan.policy.allows_host(host) {
@@ -1254,32 +1272,13 @@ impl Engine {
         let _global = crate::sim::clock::after_wait(self.global_limit.acquire()).await;
         if self.options.sim {
             let latency = info.sim_latency_ms.or(self.options.sim_latency_ms);
+            // The simulated answer is worked out while the call is in flight (it depends on
+            // the arguments alone) and given, or its failure reported, once the call ends.
+            let value = self.simulated_tool_value(tool, info, args, key);
             if let Some(ms) = latency.filter(|ms| *ms > 0) {
-                self.simulated_tool_latency(&info, key, ms, attempts)
-                    .await?;
+                self.simulated_tool_latency(info, key, ms, attempts).await?;
             }
-            if let Some(value) = self.tool_mock(tool, &info)? {
-                return Ok((value, effect_key));
-            }
-            let locals: Vec<(String, Value)> = args.into_iter().collect();
-            let value = match &info.sim {
-                Some(sim) => self
-                    .eval_in(sim, &locals, None)
-                    .map_err(|e| Failure::new("permanent", format!("sim of `{tool}`: {e}")))?,
-                None => {
-                    let generator = Generator {
-                        types: &self.plan.types,
-                        cite: &[],
-                    };
-                    generator.value(
-                        &info.result,
-                        "result",
-                        &mut Rng::new(self.options.seed, key),
-                        0,
-                    )
-                }
-            };
-            return Ok((value, effect_key));
+            return value.map(|value| (value, effect_key));
         }
         let mut rng = Rng::new(self.options.seed, key);
         let mut attempt = 0u32;
@@ -1289,8 +1288,8 @@ impl Engine {
                 self.wait_for_rate(&rate_key).await?;
             }
             let started = now_ms();
-            let timeout = tool_timeout(&info);
-            let call = self.real_tool_call(&info, &args, effect_key.as_deref(), timeout);
+            let timeout = tool_timeout(info);
+            let call = self.real_tool_call(info, &args, effect_key.as_deref(), timeout);
             let result = match tokio::time::timeout(timeout, call).await {
                 Ok(result) => result,
                 Err(_) => Err(Failure::new("timeout", tool_timed_out(timeout))),
@@ -1309,16 +1308,48 @@ impl Engine {
                     record.detail_json =
                         Some(serde_json::json!({ "class": failure.class }).to_string());
                     attempts.push(record);
-                    if !failure.retryable() || attempt > tool_retries(&info) {
+                    if !failure.retryable() || attempt > tool_retries(info) {
                         return Err(failure);
                     }
                     let wait = failure
                         .retry_after
-                        .unwrap_or_else(|| backoff(tool_backoff_ms(&info), attempt, &mut rng));
+                        .unwrap_or_else(|| backoff(tool_backoff_ms(info), attempt, &mut rng));
                     tokio::time::sleep(wait).await;
                 }
             }
         }
+    }
+
+    /// What a simulated call of `tool` answers: the pack's mock, its `sim` expression over
+    /// the arguments, or a generated value of its result type.
+    fn simulated_tool_value(
+        &self,
+        tool: &str,
+        info: &dsl_check::program::ToolInfo,
+        args: Map<String, Value>,
+        key: &str,
+    ) -> Result<Value, Failure> {
+        if let Some(value) = self.tool_mock(tool, info)? {
+            return Ok(value);
+        }
+        let locals: Vec<(String, Value)> = args.into_iter().collect();
+        Ok(match &info.sim {
+            Some(sim) => self
+                .eval_in(sim, &locals, None)
+                .map_err(|e| Failure::new("permanent", format!("sim of `{tool}`: {e}")))?,
+            None => {
+                let generator = Generator {
+                    types: &self.plan.types,
+                    cite: &[],
+                };
+                generator.value(
+                    &info.result,
+                    "result",
+                    &mut Rng::new(self.options.seed, key),
+                    0,
+                )
+            }
+        })
     }
 
     /// Waits out a simulated call of `tool` that takes `latency_ms`, under the tool's
