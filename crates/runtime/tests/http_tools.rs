@@ -227,8 +227,11 @@ async fn a_tool_timeout_cuts_each_slow_request_short_and_retries_it() {
     let error = answer.error.as_deref().unwrap_or("");
     assert!(error.starts_with("timeout:"), "{error}");
     assert!(error.contains("timeout 100 ms"), "{error}");
-    // Three attempts (two retries), each recorded with the `timeout` class, each cut short.
+    // Three attempts (two retries), each recorded with the `timeout` class, each cut short;
+    // the step counts exactly those tries.
+    assert_eq!(answer.attempts, 3);
     let attempts = store.attempts(&run_id).await.expect("attempts");
+    assert_eq!(attempts.len(), 3, "one row per try: {attempts:#?}");
     let timed_out: Vec<i64> = attempts
         .iter()
         .filter(|a| a.model.as_deref() == Some("fetch_slow"))
@@ -236,7 +239,7 @@ async fn a_tool_timeout_cuts_each_slow_request_short_and_retries_it() {
             a.detail_json
                 .as_deref()
                 .unwrap_or("")
-                .contains("\"timeout\"")
+                .contains(r#""class":"timeout""#)
         })
         .map(|a| a.ended_at - a.started_at)
         .collect();
@@ -277,7 +280,7 @@ struct FlakyRun {
     status: RunStatus,
     /// The step's status and recorded attempt count.
     step: (String, i64),
-    /// The failed attempts recorded for the tool.
+    /// The attempt rows recorded for the step, each checked to be a failed try of the tool.
     failed_attempts: usize,
     /// When each request reached the server.
     hits: Vec<std::time::Instant>,
@@ -339,10 +342,13 @@ async fn run_flaky(name: &str, props: &str, failures: u32) -> FlakyRun {
     let steps = store.steps(&run_id).await.expect("steps");
     let answer = steps.iter().find(|s| s.key == "answer").expect("answer");
     let attempts = store.attempts(&run_id).await.expect("attempts");
-    let failed_attempts = attempts
-        .iter()
-        .filter(|a| a.model.as_deref() == Some("fetch") && a.status == "failed")
-        .count();
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.model.as_deref() == Some("fetch") && a.status == "failed"),
+        "every row is a failed try of the tool: {attempts:#?}"
+    );
+    let failed_attempts = attempts.len();
     let run = FlakyRun {
         status,
         step: (answer.status.clone(), answer.attempts),
@@ -361,6 +367,7 @@ async fn a_tool_retries_as_often_as_its_retry_says() {
     assert_eq!(once.status, RunStatus::Failed);
     assert_eq!(once.step.0, "failed");
     assert_eq!(once.hits.len(), 1, "no retry");
+    assert_eq!(once.step.1, 1, "one try");
     assert_eq!(once.failed_attempts, 1);
 
     // Three retries outlast two 503s: the third request succeeds.
@@ -378,6 +385,12 @@ async fn a_tool_retries_as_often_as_its_retry_says() {
     let default = run_flaky("retry-default", "backoff: 1ms", 3).await;
     assert_eq!(default.status, RunStatus::Failed);
     assert_eq!(default.hits.len(), 3, "two retries by default");
+    assert_eq!(
+        default.step,
+        ("failed".to_string(), 3),
+        "three tries, counted once each"
+    );
+    assert_eq!(default.failed_attempts, 3, "one row per try");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

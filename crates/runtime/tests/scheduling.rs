@@ -94,20 +94,27 @@ async fn a_call_slower_than_its_timeout_is_cancelled_retried_and_falls_back() {
         "{:?}",
         answer.error
     );
+    // Two attempts (one retry) on the model, then two on its fallback: four tries, four
+    // rows, each a provider's attempt of the `timeout` class.
+    assert_eq!(answer.attempts, 4);
     let mut attempts = run.store.attempts(&run.run_id).await.expect("attempts");
     attempts.sort_by_key(|a| a.attempt);
-    // The provider attempts (the step's closing attempt names no provider).
+    assert_eq!(
+        attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert!(
+        attempts.iter().all(|a| a
+            .detail_json
+            .as_deref()
+            .unwrap_or("")
+            .contains(r#""class":"timeout""#)),
+        "{attempts:#?}"
+    );
     let timed_out: Vec<(&str, i64)> = attempts
         .iter()
-        .filter(|a| {
-            a.detail_json
-                .as_deref()
-                .unwrap_or("")
-                .contains("\"timeout\"")
-        })
-        .filter_map(|a| Some((a.model.as_deref()?, a.ended_at - a.started_at)))
+        .map(|a| (a.model.as_deref().unwrap_or(""), a.ended_at - a.started_at))
         .collect();
-    // Two attempts (one retry) on the model, then two on its fallback.
     let models: Vec<&str> = timed_out.iter().map(|(m, _)| *m).collect();
     assert_eq!(
         models,
@@ -224,17 +231,21 @@ async fn a_simulated_tool_call_slower_than_its_timeout_is_cancelled_and_retried(
     let error = found.error.as_deref().unwrap_or("");
     assert!(error.starts_with("timeout:"), "{error}");
     assert!(error.contains("timeout 30 ms"), "{error}");
+    // Three tries, three rows: each the tool's attempt of the `timeout` class.
+    assert_eq!(found.attempts, 3);
     let mut attempts = run.store.attempts(&run.run_id).await.expect("attempts");
     attempts.sort_by_key(|a| a.attempt);
+    assert!(
+        attempts.iter().all(|a| a
+            .detail_json
+            .as_deref()
+            .unwrap_or("")
+            .contains(r#""class":"timeout""#)),
+        "{attempts:#?}"
+    );
     let timed_out: Vec<(&str, i64)> = attempts
         .iter()
-        .filter(|a| {
-            a.detail_json
-                .as_deref()
-                .unwrap_or("")
-                .contains("\"timeout\"")
-        })
-        .filter_map(|a| Some((a.model.as_deref()?, a.ended_at - a.started_at)))
+        .map(|a| (a.model.as_deref().unwrap_or(""), a.ended_at - a.started_at))
         .collect();
     let tools: Vec<&str> = timed_out.iter().map(|(t, _)| *t).collect();
     assert_eq!(tools, ["lookup", "lookup", "lookup"], "{attempts:#?}");
@@ -253,6 +264,10 @@ async fn a_simulated_tool_call_is_tried_as_often_as_its_retry_says() {
         let rules = format!("30ms\n    retry: {retry}\n    backoff: 1ms");
         let run = run_sim(&format!("tool-retry-{retry}"), &tool_pack("20s", &rules)).await;
         assert_eq!(run.status, RunStatus::Failed);
+        let steps = run.store.steps(&run.run_id).await.expect("steps");
+        let found = steps.iter().find(|s| s.key == "found").expect("found");
+        assert_eq!(found.attempts, tries as i64, "retry: {retry}");
+        // One row per try, each the tool's, each timed out.
         let attempts = run.store.attempts(&run.run_id).await.expect("attempts");
         let timed_out = attempts
             .iter()
@@ -261,10 +276,11 @@ async fn a_simulated_tool_call_is_tried_as_often_as_its_retry_says() {
                 a.detail_json
                     .as_deref()
                     .unwrap_or("")
-                    .contains("\"timeout\"")
+                    .contains(r#""class":"timeout""#)
             })
             .count();
         assert_eq!(timed_out, tries, "retry: {retry}: {attempts:#?}");
+        assert_eq!(attempts.len(), tries, "retry: {retry}: {attempts:#?}");
         run.finish().await;
     }
 }

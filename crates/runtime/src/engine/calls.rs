@@ -28,6 +28,10 @@ pub(crate) struct Failure {
     pub(crate) class: &'static str,
     pub(crate) message: String,
     pub(crate) retry_after: Option<Duration>,
+    /// Whether a failed attempt row already records this failure: the retry loops record
+    /// each try they make, so the step's failure adds a row only for a failure no try
+    /// recorded (its arguments did not evaluate, an answer was unusable after the call).
+    pub(crate) recorded: bool,
 }
 
 impl Failure {
@@ -36,7 +40,14 @@ impl Failure {
             class,
             message: message.into(),
             retry_after: None,
+            recorded: false,
         }
+    }
+
+    /// The failure, marked as recorded by the attempt row of the try that met it.
+    pub(crate) fn recorded(mut self) -> Failure {
+        self.recorded = true;
+        self
     }
 
     fn retryable(&self) -> bool {
@@ -57,6 +68,7 @@ impl From<ProviderError> for Failure {
             class: error.class(),
             message: error.to_string(),
             retry_after,
+            recorded: false,
         }
     }
 }
@@ -384,15 +396,24 @@ impl Engine {
                 } else {
                     Blocker::Failed
                 };
-                let mut last = self.attempt_record(
-                    key,
-                    attempts.len() as i64 + 1,
-                    "failed",
-                    started,
-                    Some(message.clone()),
-                );
-                last.detail_json = Some(serde_json::json!({ "class": failure.class, "span": [node.span.start, node.span.end] }).to_string());
-                attempts.push(last);
+                // One row per try: the tries the call made are recorded already; a failure
+                // no try recorded (the arguments did not evaluate, the answer was unusable)
+                // is the step's one try. The last row carries the step's source span.
+                let detail = serde_json::json!({ "class": failure.class, "span": [node.span.start, node.span.end] }).to_string();
+                match attempts.last_mut() {
+                    Some(last) if failure.recorded => last.detail_json = Some(detail),
+                    _ => {
+                        let mut last = self.attempt_record(
+                            key,
+                            attempts.len() as i64 + 1,
+                            "failed",
+                            started,
+                            Some(message.clone()),
+                        );
+                        last.detail_json = Some(detail);
+                        attempts.push(last);
+                    }
+                }
                 let record = StepRecord {
                     key: key.to_string(),
                     node: node.id.clone(),
@@ -800,7 +821,13 @@ impl Engine {
             .map(|provider| self.egress_refusal(&model.name, provider))
             .collect();
         if refusals.iter().all(Option::is_some) {
-            return Err(all_refused(&model.name, &chain, &refusals));
+            // Each refused provider is one try that sent nothing, as in a fallback chain.
+            for (provider, refusal) in chain.iter().zip(&refusals) {
+                if let Some(refusal) = refusal {
+                    attempts.push(self.refused_attempt(key, attempts.len(), provider, refusal));
+                }
+            }
+            return Err(all_refused(&model.name, &chain, &refusals).recorded());
         }
         let mut system = agent
             .and_then(|a| a.instructions.as_ref())
@@ -939,7 +966,7 @@ impl Engine {
                 // Refused by the egress allowlist: never contacted, not retried; the chain
                 // goes on to the next fallback.
                 attempts.push(self.refused_attempt(key, attempts.len(), provider, &refusal));
-                last = refusal;
+                last = refusal.recorded();
                 continue;
             }
             let client = self.provider(provider).map_err(Failure::from)?;
@@ -996,7 +1023,7 @@ impl Engine {
                         let wait = failure
                             .retry_after
                             .unwrap_or_else(|| backoff(backoff_ms, attempt, &mut rng));
-                        last = failure;
+                        last = failure.recorded();
                         if !retry {
                             break;
                         }
@@ -1309,7 +1336,7 @@ impl Engine {
                         Some(serde_json::json!({ "class": failure.class }).to_string());
                     attempts.push(record);
                     if !failure.retryable() || attempt > tool_retries(info) {
-                        return Err(failure);
+                        return Err(failure.recorded());
                     }
                     let wait = failure
                         .retry_after
@@ -1391,7 +1418,7 @@ impl Engine {
                 tokio::time::sleep(backoff(tool_backoff_ms(info), attempt, &mut rng)).await;
             }
         }
-        Err(Failure::new("timeout", tool_timed_out(timeout)))
+        Err(Failure::new("timeout", tool_timed_out(timeout)).recorded())
     }
 
     async fn real_tool_call(

@@ -77,6 +77,7 @@ impl super::Engine {
                 class: "policy",
                 message: never.message,
                 retry_after: None,
+                recorded: false,
             })
     }
 }

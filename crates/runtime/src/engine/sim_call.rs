@@ -95,6 +95,8 @@ impl Engine {
             class: "timeout",
             message: timed_out(rules.timeout),
             retry_after: None,
+            // Every attempt that timed out is recorded above.
+            recorded: true,
         })
     }
 }

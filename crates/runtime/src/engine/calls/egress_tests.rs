@@ -234,8 +234,9 @@ async fn a_model_on_a_refused_host_is_never_contacted() {
         "{error}"
     );
     assert_eq!(refused.answer().attempts, 1, "a refusal is not retried");
+    assert_eq!(refused.attempts.len(), 1, "one row for the one try");
     assert!(
-        refused.attempts.iter().any(is_policy),
+        refused.attempts.iter().all(is_policy),
         "{:?}",
         refused.attempts
     );
@@ -305,6 +306,72 @@ async fn a_refused_model_falls_back_only_to_an_allowed_host() {
             && error.contains("model `local` and its fallbacks"),
         "{error}"
     );
+    // Each refused provider of the chain is one try, as when a fallback answers.
+    assert_eq!(none.answer().attempts, 2);
+    let refused: Vec<Option<&str>> = none
+        .attempts
+        .iter()
+        .filter(|a| is_policy(a))
+        .map(|a| a.model.as_deref())
+        .collect();
+    assert_eq!(
+        refused,
+        [Some("primary"), Some("backup")],
+        "{:?}",
+        none.attempts
+    );
+    assert_eq!(none.attempts.len(), 2, "{:?}", none.attempts);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_on_a_refused_host_is_one_try_that_sends_nothing() {
+    let server = Server::start().await;
+    let source = format!(
+        r#"pack egress_tool {{
+  language "0.1"
+  tool fetch() -> String {{
+    scope: read
+    hosts: ["127.0.0.1"]
+    request: {{ method: "GET", url: "{}/anything" }}
+    retry: 2
+    backoff: 1ms
+  }}
+  flow {{
+    step answer = fetch()
+  }}
+  policy {{
+    egress allow ["127.0.0.1"]
+  }}
+}}
+"#,
+        server.url
+    );
+    for sim in [false, true] {
+        let refused = run(&format!("tool-{sim}"), &source, &["localhost"], sim).await;
+        assert_eq!(refused.status, RunStatus::Failed, "sim: {sim}");
+        assert!(
+            refused
+                .error()
+                .contains("egress to `127.0.0.1` is not allowed by the policy (tool fetch)"),
+            "{}",
+            refused.error()
+        );
+        // Refused before anything is sent: one try, not retried, one row of the `policy`
+        // class carrying the step's source span.
+        assert_eq!(refused.answer().attempts, 1, "sim: {sim}");
+        let [row] = refused.attempts.as_slice() else {
+            panic!("one row: {:?}", refused.attempts);
+        };
+        assert!(is_policy(row), "{row:?}");
+        assert_eq!(row.attempt, 1);
+        assert!(
+            row.detail_json
+                .as_deref()
+                .is_some_and(|d| d.contains(r#""span":["#)),
+            "{row:?}"
+        );
+    }
+    assert_eq!(server.requests(), 0, "a refused tool was contacted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
