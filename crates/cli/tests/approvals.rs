@@ -1,6 +1,7 @@
 //! End-to-end tests of a gate that asks again: `galaxy show` (text and `--json`) lists one
 //! entry per gate with its current state, while the audit log keeps every request and
-//! decision.
+//! decision; the call re-sent with the approved arguments keeps its idempotency key, the
+//! call with changed arguments is a new effect under a new key.
 
 use serde_json::Value;
 
@@ -71,6 +72,22 @@ fn audit(sandbox: &Sandbox, run_id: &str) -> Vec<(String, String)> {
     })
 }
 
+/// The run's effects as `(key, times_issued, status)`, in the order first issued.
+fn effects(report: &Value) -> Vec<(String, i64, String)> {
+    report["effects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["key"].as_str().unwrap_or_default().to_string(),
+                e["times_issued"].as_i64().unwrap_or(0),
+                e["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The entries of `report[field]` whose `key` is the gate.
 fn gate_entries<'v>(report: &'v Value, field: &str, key: &str) -> Vec<&'v Value> {
     report[field]
@@ -101,6 +118,22 @@ fn show_lists_a_rechecked_gate_once_with_its_current_state() {
     let passed = gate_entries(&failed, "steps", "id");
     assert_eq!(passed.len(), 1, "{failed:#}");
     assert_eq!(passed[0]["status"], "succeeded");
+    let first_key = format!("{run_id}/wiped");
+    assert_eq!(
+        effects(&failed),
+        [(first_key.clone(), 1, "issued".to_string())],
+        "the call was sent once, its outcome unknown: {failed:#}"
+    );
+
+    // Resumed with the same arguments, the gate passes on the same approval and the call is
+    // sent again under the same key: the receiver can tell it is the same effect.
+    let (code, same) = sandbox.json(&["resume", &run_id, "--json"]);
+    assert_eq!(code, 1, "{same:#}");
+    assert_eq!(
+        effects(&same),
+        [(first_key.clone(), 2, "issued".to_string())],
+        "{same:#}"
+    );
 
     // The arguments change: the next resume checks the gate again and asks anew.
     set_inputs(
@@ -150,6 +183,32 @@ fn show_lists_a_rechecked_gate_once_with_its_current_state() {
     assert_eq!(decided.len(), 1, "{again:#}");
     assert_eq!(decided[0]["status"], "approved");
     assert_eq!(decided[0]["by"], "erin");
+
+    // The call with the changed arguments is a new effect under a new key, so a receiver
+    // that de-duplicates by key cannot answer it with the `staging` call's result; the
+    // earlier effect keeps its row, its count and its unknown outcome.
+    let sent = effects(&again);
+    assert_eq!(sent.len(), 2, "{again:#}");
+    assert_eq!(sent[0], (first_key.clone(), 2, "issued".to_string()));
+    let (second_key, times, status) = &sent[1];
+    assert_ne!(second_key, &first_key);
+    assert!(
+        second_key.starts_with(&format!("{first_key}/")),
+        "{second_key}"
+    );
+    assert_eq!((*times, status.as_str()), (1, "issued"));
+
+    // Resumed again with the `production` arguments: sent again under its own key.
+    let (code, resent) = sandbox.json(&["resume", &run_id, "--json"]);
+    assert_eq!(code, 1, "{resent:#}");
+    assert_eq!(
+        effects(&resent),
+        [
+            (first_key, 2, "issued".to_string()),
+            (second_key.clone(), 2, "issued".to_string())
+        ],
+        "{resent:#}"
+    );
 
     // The audit log keeps the whole history: both requests and both decisions.
     let history: Vec<&str> = audit(&sandbox, &run_id)

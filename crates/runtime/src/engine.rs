@@ -245,6 +245,9 @@ pub struct Engine {
     pub(crate) prior: HashMap<String, StepRecord>,
     /// Approvals known at the start, by gate key.
     pub(crate) approvals: HashMap<String, ApprovalRecord>,
+    /// Effects issued in earlier invocations, by the key of the step that issued them: an
+    /// effect issued again with the same arguments keeps its idempotency key.
+    pub(crate) effects: HashMap<String, Vec<crate::store::EffectRecord>>,
     /// Top-level step values.
     pub(crate) values: RwLock<HashMap<String, Value>>,
     pub(crate) global_limit: Semaphore,
@@ -394,6 +397,7 @@ impl Engine {
             .into_iter()
             .map(|a| (a.key.clone(), a))
             .collect();
+        let effects = store.effects(&record.id).await?;
         let seq = store.next_audit_seq(&record.id).await?;
         // The wall time of earlier invocations counts against the time budget.
         let step_ends: Vec<i64> = prior.values().map(|s| s.ended_at).collect();
@@ -415,6 +419,13 @@ impl Engine {
             cancel,
         );
         engine.knowledge = knowledge;
+        for effect in effects {
+            engine
+                .effects
+                .entry(effect.step_key.clone())
+                .or_default()
+                .push(effect);
+        }
         {
             let mut budget = engine.budget.lock().unwrap_or_else(|e| e.into_inner());
             budget.time_used_ms = time_used_ms;
@@ -479,6 +490,7 @@ impl Engine {
             base_dir,
             prior,
             approvals,
+            effects: HashMap::new(),
             values: RwLock::new(HashMap::new()),
             model_limits: Mutex::new(HashMap::new()),
             budget: Mutex::new(budget),

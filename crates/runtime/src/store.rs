@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "run plans",
         include_str!("../../../migrations/0003_run_plans.sql"),
     ),
+    (
+        4,
+        "effect arguments",
+        include_str!("../../../migrations/0004_effect_args.sql"),
+    ),
 ];
 
 /// A failure of the store.
@@ -200,6 +205,9 @@ pub struct EffectRecord {
     pub times_issued: i64,
     /// `issued` (outcome unknown) or `done`.
     pub status: String,
+    /// The SHA-256 of the arguments it was sent with (none for effects stored before
+    /// migration 0004).
+    pub args_hash: Option<String>,
 }
 
 /// An audit event.
@@ -240,6 +248,9 @@ pub enum Write {
         tool: String,
         /// When.
         at: i64,
+        /// The SHA-256 of the arguments it is sent with (kept from its first issue: a key
+        /// is only ever issued again with the same arguments).
+        args_hash: Option<String>,
     },
     /// An effect whose outcome is known.
     EffectDone {
@@ -536,7 +547,7 @@ macro_rules! apply_writes {
                     .execute(&mut *tx)
                     .await?;
                 }
-                Write::EffectIssued { key, step_key, tool, at } => {
+                Write::EffectIssued { key, step_key, tool, at, args_hash } => {
                     let updated = sqlx::query(
                         "UPDATE effects SET times_issued = times_issued + 1, last_issued_at = $1, status = 'issued' WHERE idempotency_key = $2",
                     )
@@ -546,13 +557,14 @@ macro_rules! apply_writes {
                     .await?;
                     if updated.rows_affected() == 0 {
                         sqlx::query(
-                            "INSERT INTO effects (idempotency_key, run_id, step_key, tool, times_issued, status, first_issued_at, last_issued_at) VALUES ($1, $2, $3, $4, 1, 'issued', $5, $5)",
+                            "INSERT INTO effects (idempotency_key, run_id, step_key, tool, times_issued, status, first_issued_at, last_issued_at, args_hash) VALUES ($1, $2, $3, $4, 1, 'issued', $5, $5, $6)",
                         )
                         .bind(key)
                         .bind(run_id)
                         .bind(step_key)
                         .bind(tool)
                         .bind(*at)
+                        .bind(args_hash)
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -935,6 +947,7 @@ impl Store {
                         tool: row.try_get("tool")?,
                         times_issued: row.try_get("times_issued")?,
                         status: row.try_get("status")?,
+                        args_hash: row.try_get("args_hash")?,
                     })
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()?

@@ -117,6 +117,7 @@ async fn records_round_trip(store: &Store) {
             step_key: "send".into(),
             tool: "mail.send".into(),
             at: 7,
+            args_hash: Some("h1".into()),
         },
         Write::Approval(approval.clone()),
         Write::Audit(AuditRecord {
@@ -142,6 +143,7 @@ async fn records_round_trip(store: &Store) {
             step_key: "send".into(),
             tool: "mail.send".into(),
             at: 8,
+            args_hash: Some("h1".into()),
         },
         Write::EffectDone {
             key: "run-a/send".into(),
@@ -176,6 +178,7 @@ async fn records_round_trip(store: &Store) {
     assert_eq!(effects.len(), 1);
     assert_eq!(effects[0].times_issued, 2);
     assert_eq!(effects[0].status, "done");
+    assert_eq!(effects[0].args_hash.as_deref(), Some("h1"));
     let approvals = store.approvals("run-a").await.expect("approvals");
     assert_eq!(approvals.len(), 1);
     assert_eq!(approvals[0].status, "approved");
@@ -502,6 +505,7 @@ impl Snapshot {
                     step_key: effect.step_key.clone(),
                     tool: effect.tool.clone(),
                     at: 1,
+                    args_hash: effect.args_hash.clone(),
                 });
             }
             if effect.status == "done" {
@@ -574,14 +578,20 @@ async fn waiting_run(dir: &Path) -> Snapshot {
         engine.execute().await.expect("runs"),
         RunStatus::WaitingApproval
     );
-    let snapshot = Snapshot::of(&scratch, &run_id).await;
+    let mut snapshot = Snapshot::of(&scratch, &run_id).await;
     scratch.close().await;
     assert!(!snapshot.steps.is_empty() && !snapshot.approvals.is_empty());
+    assert!(!snapshot.effects.is_empty(), "the run sent effects");
+    // Effects were not stored with a hash of their arguments before migration 0004.
+    for effect in &mut snapshot.effects {
+        effect.args_hash = None;
+    }
     snapshot
 }
 
-/// Stores `runs` the way migrations 0001-0002 laid them out (source and plan in `runs`),
-/// with the records of `waiting` through the store's own writes.
+/// Stores `runs` the way migrations 0001-0002 laid them out (source and plan in `runs`,
+/// effects without `args_hash`), with the other records of `waiting` through the store's
+/// own writes.
 async fn store_the_old_way(old: &Store, waiting: &Snapshot, runs: &[RunRecord]) {
     let insert = "INSERT INTO runs (id, pack_name, pack_path, source, plan_json, plan_hash, inputs_json, options_json, status, outcome, error, result_json, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
     for run in runs {
@@ -613,7 +623,34 @@ async fn store_the_old_way(old: &Store, waiting: &Snapshot, runs: &[RunRecord]) 
             Store::Postgres(pool) => bind_all!(pool),
         }
     }
-    old.apply(&waiting.run.id, &waiting.writes())
+    let insert = "INSERT INTO effects (idempotency_key, run_id, step_key, tool, times_issued, status, first_issued_at, last_issued_at) VALUES ($1, $2, $3, $4, $5, $6, 1, 1)";
+    for effect in &waiting.effects {
+        macro_rules! bind_all {
+            ($pool:expr) => {
+                sqlx::query(insert)
+                    .bind(&effect.key)
+                    .bind(&waiting.run.id)
+                    .bind(&effect.step_key)
+                    .bind(&effect.tool)
+                    .bind(effect.times_issued)
+                    .bind(&effect.status)
+                    .execute($pool)
+                    .await
+                    .map(|_| ())
+                    .expect("an old-style effect row")
+            };
+        }
+        match old {
+            Store::Sqlite(pool) => bind_all!(pool),
+            Store::Postgres(pool) => bind_all!(pool),
+        }
+    }
+    let writes: Vec<Write> = waiting
+        .writes()
+        .into_iter()
+        .filter(|w| !matches!(w, Write::EffectIssued { .. } | Write::EffectDone { .. }))
+        .collect();
+    old.apply(&waiting.run.id, &writes)
         .await
         .expect("the run's records");
 }

@@ -1258,6 +1258,25 @@ impl Engine {
             })
     }
 
+    /// The idempotency key of an effect of step `key` sent with the arguments hashed as
+    /// `args_hash`: `RUN/STEP` when first issued, and the same key whenever it is issued again
+    /// with the same arguments (after a crash left its outcome unknown: the receiver
+    /// de-duplicates it). Sent with other arguments (changed after a gate asked anew) it is a
+    /// new effect, `RUN/STEP/HASH` with a short hash of the arguments, so a receiver never
+    /// answers it with the earlier call's result. An effect stored before arguments were
+    /// hashed counts as sent with the same arguments.
+    fn effect_key(&self, key: &str, args_hash: &str) -> String {
+        let first = format!("{}/{key}", self.run_id);
+        let Some(earlier) = self.effects.get(key) else {
+            return first;
+        };
+        earlier
+            .iter()
+            .find(|e| e.args_hash.as_deref().is_none_or(|hash| hash == args_hash))
+            .map(|e| e.key.clone())
+            .unwrap_or_else(|| format!("{first}/{}", args_hash.get(..12).unwrap_or(args_hash)))
+    }
+
     /// Calls a tool: egress check, effect record (idempotency key) before an effect is sent,
     /// then the simulated result or the real request.
     pub(crate) async fn call_tool(
@@ -1283,13 +1302,18 @@ impl Engine {
         let rate_key = info.key();
         self.wait_for_rate(&rate_key).await?;
         let effect = matches!(info.scope, Some(ToolScope::Write | ToolScope::Destructive));
-        let effect_key = effect.then(|| format!("{}/{key}", self.run_id));
-        if let Some(effect_key) = &effect_key {
+        let effect = effect.then(|| {
+            let args_hash = super::sha256_hex(&serde_json::to_string(&args).unwrap_or_default());
+            (self.effect_key(key, &args_hash), args_hash)
+        });
+        let effect_key = effect.as_ref().map(|(effect_key, _)| effect_key.clone());
+        if let Some((effect_key, args_hash)) = effect {
             let write = Write::EffectIssued {
-                key: effect_key.clone(),
+                key: effect_key,
                 step_key: key.to_string(),
                 tool: tool.to_string(),
                 at: now_ms(),
+                args_hash: Some(args_hash),
             };
             self.writer
                 .write(vec![write])
