@@ -301,3 +301,52 @@ async fn a_simulated_tool_call_within_its_timeout_succeeds_at_the_first_attempt(
     );
     run.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_critic_that_times_out_counts_each_try_once() {
+    // The draft comes at once; the critic's model never answers within its timeout.
+    let source = r#"pack slow_critic {
+  language "0.1"
+  model fast = openai("gpt-4.1-mini")
+  model slow = openai("gpt-4.1") {
+    sim_latency: 20s
+    timeout: 30ms
+    retry: 1
+    backoff: 1ms
+  }
+  agent editor {
+    model: slow
+    instructions: "Approve good drafts."
+  }
+  flow {
+    step brief = review by editor until critique.approved max 2 {
+      ask fast { prompt: "Write a draft." }
+    }
+  }
+}
+"#;
+    let run = run_sim("slow-critic", source).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let steps = run.store.steps(&run.run_id).await.expect("steps");
+    let critique = steps
+        .iter()
+        .find(|s| s.key == "brief#1.critique")
+        .unwrap_or_else(|| panic!("the critique step: {steps:#?}"));
+    assert_eq!(critique.status, "failed");
+    let error = critique.error.as_deref().unwrap_or("");
+    assert!(error.starts_with("timeout:"), "{error}");
+    // The first try and one retry: two tries, two rows, both of the critic's model.
+    assert_eq!(critique.attempts, 2);
+    let attempts = run.store.attempts(&run.run_id).await.expect("attempts");
+    let rows: Vec<(i64, Option<&str>)> = attempts
+        .iter()
+        .filter(|a| a.key == "brief#1.critique")
+        .map(|a| (a.attempt, a.model.as_deref()))
+        .collect();
+    assert_eq!(
+        rows,
+        [(1, Some("gpt-4.1")), (2, Some("gpt-4.1"))],
+        "{attempts:#?}"
+    );
+    run.finish().await;
+}

@@ -396,24 +396,7 @@ impl Engine {
                 } else {
                     Blocker::Failed
                 };
-                // One row per try: the tries the call made are recorded already; a failure
-                // no try recorded (the arguments did not evaluate, the answer was unusable)
-                // is the step's one try. The last row carries the step's source span.
-                let detail = serde_json::json!({ "class": failure.class, "span": [node.span.start, node.span.end] }).to_string();
-                match attempts.last_mut() {
-                    Some(last) if failure.recorded => last.detail_json = Some(detail),
-                    _ => {
-                        let mut last = self.attempt_record(
-                            key,
-                            attempts.len() as i64 + 1,
-                            "failed",
-                            started,
-                            Some(message.clone()),
-                        );
-                        last.detail_json = Some(detail);
-                        attempts.push(last);
-                    }
-                }
+                self.close_failed_attempts(key, node, started, &failure, &message, &mut attempts);
                 let record = StepRecord {
                     key: key.to_string(),
                     node: node.id.clone(),
@@ -449,6 +432,38 @@ impl Engine {
                         failure.class
                     )),
                 )
+            }
+        }
+    }
+
+    /// Closes the attempt rows of a step that failed with `failure`, one row per try: the
+    /// tries the call made are recorded already; a failure no try recorded (the arguments
+    /// did not evaluate, the answer was unusable) is the step's one try. The last row
+    /// carries the failure's class and the step's source span.
+    fn close_failed_attempts(
+        &self,
+        key: &str,
+        node: &Node,
+        started: i64,
+        failure: &Failure,
+        message: &str,
+        attempts: &mut Vec<AttemptRecord>,
+    ) {
+        let detail =
+            serde_json::json!({ "class": failure.class, "span": [node.span.start, node.span.end] })
+                .to_string();
+        match attempts.last_mut() {
+            Some(last) if failure.recorded => last.detail_json = Some(detail),
+            _ => {
+                let mut last = self.attempt_record(
+                    key,
+                    attempts.len() as i64 + 1,
+                    "failed",
+                    started,
+                    Some(message.to_string()),
+                );
+                last.detail_json = Some(detail);
+                attempts.push(last);
             }
         }
     }
@@ -767,7 +782,7 @@ impl Engine {
                     key: key.to_string(),
                     node: critic_node.id.clone(),
                     status: "succeeded".into(),
-                    attempts: 1,
+                    attempts: attempts.len() as i64 + 1,
                     started_at: started,
                     ended_at: now_ms(),
                     output_json: Some(value.to_string()),
@@ -786,9 +801,49 @@ impl Engine {
                 }
                 Ok(value)
             }
-            Err(failure) => Err(self
-                .fail_step(key, &critic_node, started, failure.message)
-                .await),
+            Err(failure) => {
+                // As a leaf's failure: one attempt row per try, the error with its class.
+                let message = redact_text(&failure.message, self.redact_trace);
+                self.close_failed_attempts(
+                    key,
+                    &critic_node,
+                    started,
+                    &failure,
+                    &message,
+                    &mut attempts,
+                );
+                let error = format!("{}: {message}", failure.class);
+                let record = StepRecord {
+                    key: key.to_string(),
+                    node: critic_node.id.clone(),
+                    status: "failed".into(),
+                    attempts: attempts.len() as i64,
+                    started_at: started,
+                    ended_at: now_ms(),
+                    output_json: None,
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    cost: 0.0,
+                    error: Some(error.clone()),
+                    model: None,
+                    detail_json: None,
+                };
+                let writes = vec![
+                    Write::Step(record, attempts),
+                    self.audit_write("step_failed", Some(key), error),
+                ];
+                let _ = self.writer.write(writes).await;
+                self.report(Progress::Finished(key.to_string(), "failed".into()), |c| {
+                    c.done += 1
+                });
+                Err(NodeResult::Blocked(
+                    Blocker::Failed,
+                    Some(format!(
+                        "step `{key}` failed ({}): {message}",
+                        failure.class
+                    )),
+                ))
+            }
         }
     }
 
