@@ -336,7 +336,7 @@ struct Rows<'w> {
 }
 
 impl<'w> Rows<'w> {
-    fn gather(writes: &'w [Write]) -> Rows<'w> {
+    fn gather(writes: impl IntoIterator<Item = &'w Write>) -> Rows<'w> {
         let mut rows = Rows::default();
         let mut step_at: std::collections::HashMap<&str, usize> = Default::default();
         let mut attempt_at: std::collections::HashMap<(&str, i64), usize> = Default::default();
@@ -471,18 +471,18 @@ async fn postgres_insert_steps(
 /// Applies a batch on one connection: a lone step row autocommits, anything else is one
 /// transaction.
 macro_rules! apply_writes {
-    ($conn:expr, $run_id:expr, $writes:expr, $insert_steps:path) => {{
+    ($conn:expr, $run_id:expr, $batches:expr, $insert_steps:path) => {{
         let run_id: &str = $run_id;
-        let writes: &[Write] = $writes;
+        let batches: &[&[Write]] = $batches;
         // One step row alone (the common case on a chain) is one statement: autocommit,
         // without a transaction around it.
-        if let [Write::Step(step, attempts)] = writes
+        if let [[Write::Step(step, attempts)]] = batches
             && attempts.is_empty()
         {
             upsert_step!(&mut *$conn, run_id, step);
             return Ok(());
         }
-        let rows = Rows::gather(writes);
+        let rows = Rows::gather(batches.iter().flat_map(|batch| batch.iter()));
         // Step rows alone (a wave of finished steps) are one statement where the backend
         // writes them in one: atomic by itself, no transaction around it.
         if rows.attempts.is_empty() && rows.audit.is_empty() && rows.others.is_empty() {
@@ -598,17 +598,27 @@ macro_rules! apply_writes {
 impl StoreConnection {
     /// Applies a batch of writes in one transaction (one commit), with multi-row statements.
     pub async fn apply(&mut self, run_id: &str, writes: &[Write]) -> Result<(), StoreError> {
-        if writes.is_empty() {
+        self.apply_batches(run_id, &[writes]).await
+    }
+
+    /// Applies several batches as one: one transaction, their rows gathered per table. The
+    /// writer's group commit, without copying every batch's records into one list first.
+    pub async fn apply_batches(
+        &mut self,
+        run_id: &str,
+        batches: &[&[Write]],
+    ) -> Result<(), StoreError> {
+        if batches.iter().all(|batch| batch.is_empty()) {
             return Ok(());
         }
         match self {
             StoreConnection::Sqlite(conn) => {
                 let conn: &mut sqlx::SqliteConnection = conn;
-                apply_writes!(conn, run_id, writes, sqlite_insert_steps)
+                apply_writes!(conn, run_id, batches, sqlite_insert_steps)
             }
             StoreConnection::Postgres(conn) => {
                 let conn: &mut sqlx::PgConnection = conn;
-                apply_writes!(conn, run_id, writes, postgres_insert_steps)
+                apply_writes!(conn, run_id, batches, postgres_insert_steps)
             }
         }
     }

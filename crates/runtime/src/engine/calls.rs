@@ -553,9 +553,12 @@ impl Engine {
                 let args = self
                     .tool_args(tool, args, &ctx.locals)
                     .map_err(|e| Failure::new("permanent", e))?;
-                let mut detail = serde_json::json!({ "tool": tool, "args": args, "span": [node.span.start, node.span.end] });
-                crate::redact::redact_value_in_place(&mut detail, self.redact_trace);
-                let detail = Detail::Text(detail.to_string());
+                // A block, so the document is dropped before the call rather than after it.
+                let detail = {
+                    let mut doc = serde_json::json!({ "tool": tool, "args": args, "span": [node.span.start, node.span.end] });
+                    crate::redact::redact_value_in_place(&mut doc, self.redact_trace);
+                    Detail::Text(doc.to_string())
+                };
                 let (value, effect) = self.call_tool(tool, args, key, attempts).await?;
                 Ok(LeafDone {
                     value,
@@ -1479,8 +1482,7 @@ impl Engine {
                 self.wait_for_rate(&tool).await?;
             }
             let started = now_ms();
-            let call = crate::sim::clock::latency(latency);
-            if tokio::time::timeout(timeout, call).await.is_ok() {
+            if crate::sim::clock::latency_within(latency, timeout).await {
                 return Ok(());
             }
             let mut record = self.attempt_record(

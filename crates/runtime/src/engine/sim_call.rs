@@ -69,8 +69,7 @@ impl Engine {
         for provider in chain {
             for attempt in 1..=rules.retries.saturating_add(1) {
                 let started = now_ms();
-                let call = crate::sim::clock::latency(latency);
-                if tokio::time::timeout(rules.timeout, call).await.is_ok() {
+                if crate::sim::clock::latency_within(latency, rules.timeout).await {
                     return Ok(());
                 }
                 attempts.push(AttemptRecord {

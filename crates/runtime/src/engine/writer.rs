@@ -52,14 +52,12 @@ impl Shared {
         if group.is_empty() {
             return;
         }
-        let mut writes = Vec::new();
-        let mut acks = Vec::with_capacity(group.len());
-        for (batch, ack) in group {
-            writes.extend(batch);
-            acks.push(ack);
-        }
-        let result = held.apply(&self.run_id, &writes).await;
-        for ack in acks {
+        // The batches are applied where they are: a wave's records are not copied into one
+        // list (a list of 1,000 step records is fresh memory the kernel zeroes page by page).
+        let batches: Vec<&[Write]> = group.iter().map(|(batch, _)| batch.as_slice()).collect();
+        let result = held.apply(&self.run_id, &batches).await;
+        drop(batches);
+        for (_, ack) in group {
             let _ = ack.send(result.clone());
         }
         if held.unchecked_rows >= CHECKPOINT_ROWS {
@@ -109,8 +107,9 @@ struct HeldConnection {
 impl HeldConnection {
     /// Commits `writes` in one transaction (a failed connection is let go, the next group
     /// takes a fresh one).
-    async fn apply(&mut self, run_id: &str, writes: &[Write]) -> Result<(), String> {
-        if writes.is_empty() {
+    async fn apply(&mut self, run_id: &str, batches: &[&[Write]]) -> Result<(), String> {
+        let rows: usize = batches.iter().map(|batch| batch.len()).sum();
+        if rows == 0 {
             return Ok(());
         }
         if self.connection.is_none() {
@@ -124,11 +123,11 @@ impl HeldConnection {
         let Some(connection) = &mut self.connection else {
             return Err("the store writer has no connection".into());
         };
-        let result = connection.apply(run_id, writes).await;
+        let result = connection.apply_batches(run_id, batches).await;
         if result.is_err() {
             self.connection = None;
         }
-        self.unchecked_rows += writes.len();
+        self.unchecked_rows += rows;
         result.map_err(|e| e.to_string())
     }
 

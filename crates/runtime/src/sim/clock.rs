@@ -1,9 +1,12 @@
 //! Sim Mode's clock: simulated latency that lasts what it says, to the tens of microseconds.
 //!
 //! Tokio's timer wheel has a 1 ms tick and wakes on the first tick at or after a deadline,
-//! which lengthens every sleep by up to a millisecond (a tenth of a 10 ms step). So the bulk
-//! of a simulated wait is a tokio sleep that ends a little early, and the last stretch waits
-//! on [`PreciseTimer`]: one thread that sleeps until the earliest deadline it holds.
+//! which lengthens every sleep by up to a millisecond (a tenth of a 10 ms step). So a
+//! simulated wait is on [`PreciseTimer`]: one thread that sleeps until the earliest deadline
+//! it holds. The whole wait is there, not a tokio sleep for the bulk and the timer for the
+//! last stretch: with two timers, each of a wide wave's calls was woken and polled twice, and
+//! the first wake-ups of 1,000 calls fell due just before the calls ended, on the thread that
+//! then had to finish them. The waits are real time, also under tokio's paused clock.
 //!
 //! A simulated call's latency counts from when the call was issued: the instant its node was
 //! dispatched (see [`issued`]), or later if it had to wait for a concurrency permit or a rate
@@ -58,6 +61,24 @@ pub async fn latency(latency: Duration) {
     sleep_until(call_deadline(latency)).await;
 }
 
+/// Waits a simulated latency under a `timeout` counted from now, as a timeout around the
+/// call would count it: true when the call ends in time, false when the timeout cuts it off
+/// first. A simulated call's end is known when it starts, so there is nothing to race: one
+/// wait, until whichever comes first, and no timer for the timeout.
+pub async fn latency_within(latency: Duration, timeout: Duration) -> bool {
+    let end = call_deadline(latency);
+    match Instant::now().checked_add(timeout) {
+        Some(limit) if limit < end => {
+            sleep_until(limit).await;
+            false
+        }
+        _ => {
+            sleep_until(end).await;
+            true
+        }
+    }
+}
+
 /// When a simulated call issued by the current node ends (taking the node's issue instant).
 fn call_deadline(latency: Duration) -> Instant {
     let issued = ISSUED_AT
@@ -65,32 +86,28 @@ fn call_deadline(latency: Duration) -> Instant {
         .ok()
         .flatten()
         .unwrap_or_else(Instant::now);
-    issued + latency
+    // A latency too long for the clock ends in a century, which is never for a run.
+    issued
+        .checked_add(latency)
+        .unwrap_or_else(|| issued + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Waits until `deadline` on tokio's clock, precisely (see the module's doc). Dropping the
-/// future cancels the wait. Under tokio's paused clock the tokio part is skipped over and
-/// only the last stretch (at most 2 ms) takes real time.
+/// future cancels the wait.
 pub async fn sleep_until(deadline: Instant) {
-    const TOKIO_TICK_MARGIN: Duration = Duration::from_millis(2);
-    let now = Instant::now();
-    if deadline <= now {
-        return;
-    }
-    if deadline - now > TOKIO_TICK_MARGIN {
-        tokio::time::sleep_until(deadline - TOKIO_TICK_MARGIN).await;
-    }
     let remaining = deadline.saturating_duration_since(Instant::now());
     if remaining.is_zero() {
         return;
     }
-    match PreciseTimer::global() {
-        Some(timer) => {
+    let timer = PreciseTimer::global();
+    match (timer, std::time::Instant::now().checked_add(remaining)) {
+        (Some(timer), Some(at)) => {
             let (done, wait) = oneshot::channel();
-            timer.add(std::time::Instant::now() + remaining, done);
+            timer.add(at, done);
             let _ = wait.await;
         }
-        None => tokio::time::sleep_until(deadline).await,
+        // No timer thread, or a deadline beyond what the clock can hold.
+        _ => tokio::time::sleep_until(deadline).await,
     }
 }
 
@@ -248,6 +265,34 @@ mod tests {
         .await;
         // Counted from the permit (at least 5 ms after dispatch), not from dispatch.
         assert!(deadline >= start + Duration::from_millis(55));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_cuts_a_simulated_call_off_or_lets_it_end() {
+        let start = Instant::now();
+        assert!(latency_within(Duration::from_millis(5), Duration::from_millis(50)).await);
+        let ended = start.elapsed();
+        assert!(ended >= Duration::from_millis(5), "{ended:?}");
+        assert!(ended < Duration::from_millis(50), "{ended:?}");
+
+        let start = Instant::now();
+        assert!(!latency_within(Duration::from_millis(50), Duration::from_millis(5)).await);
+        let cut = start.elapsed();
+        assert!(cut >= Duration::from_millis(5), "{cut:?}");
+        assert!(cut < Duration::from_millis(50), "{cut:?}");
+
+        // A timeout too long for the clock never cuts a call off.
+        assert!(latency_within(Duration::from_millis(1), Duration::MAX).await);
+        // The latency counts from dispatch, the timeout from the call: a call whose node
+        // spent its latency before calling ends at once, in time.
+        let start = Instant::now();
+        let in_time = issued(async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            latency_within(Duration::from_millis(10), Duration::from_millis(1)).await
+        })
+        .await;
+        assert!(in_time);
+        assert!(start.elapsed() < Duration::from_millis(40));
     }
 
     #[tokio::test]
