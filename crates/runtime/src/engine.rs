@@ -479,6 +479,7 @@ impl Engine {
         }
         let prices = PriceTable::for_plan(&plan);
         let rates = rate::RateLimits::new(&plan.policy.rates);
+        let top_level_nodes = plan.graph.graph.node_count();
         Engine {
             writer: Writer::new(store, run_id.clone()),
             run_id,
@@ -491,7 +492,8 @@ impl Engine {
             prior,
             approvals,
             effects: HashMap::new(),
-            values: RwLock::new(HashMap::new()),
+            // Every top-level step has a value: sized once, not grown through a wave.
+            values: RwLock::new(HashMap::with_capacity(top_level_nodes)),
             model_limits: Mutex::new(HashMap::new()),
             budget: Mutex::new(budget),
             budget_settled: tokio::sync::Notify::new(),

@@ -429,9 +429,9 @@ macro_rules! insert_step_rows {
 /// `sqlite_rows`): below it, preparing the statement costs more than binding through sqlx.
 const SQLITE_DIRECT_ROWS: usize = 8;
 
-/// Writes step rows on SQLite inside a transaction: many through one prepared statement on
-/// the raw handle, a few as multi-row statements. Leaves a batch of step rows alone to the
-/// transaction (returns false).
+/// Writes step rows on SQLite: many through one prepared statement on the raw handle (in a
+/// transaction of their own there when they are the batch's only rows), a few as multi-row
+/// statements. Leaves a few step rows alone to a transaction through sqlx (returns false).
 async fn sqlite_insert_steps(
     conn: &mut sqlx::SqliteConnection,
     run_id: &str,
@@ -441,9 +441,14 @@ async fn sqlite_insert_steps(
     if steps.is_empty() {
         return Ok(true);
     }
-    // Rows stepped one by one would each commit on their own: they go in a transaction.
     if alone {
-        return Ok(false);
+        // Many rows alone: their own transaction on the raw handle. A few: a transaction
+        // through sqlx (rows stepped one by one outside one would each commit).
+        if steps.len() < SQLITE_DIRECT_ROWS {
+            return Ok(false);
+        }
+        sqlite_rows::commit_steps(conn, run_id, steps).await?;
+        return Ok(true);
     }
     if steps.len() >= SQLITE_DIRECT_ROWS {
         sqlite_rows::upsert_steps(conn, run_id, steps).await?;

@@ -13,7 +13,7 @@ use dsl_syntax::ast::{Expr, ExprKind};
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
-use super::graph::{Blocker, Ctx, NodeResult};
+use super::graph::{Blocker, Ctx, Finished, NodeResult};
 use super::{Engine, Progress, now_ms};
 use crate::eval::{self, Scope};
 use crate::knowledge::{self, Sources};
@@ -369,10 +369,22 @@ impl Engine {
                 if let Some(effect) = done.effect {
                     writes.push(Write::EffectDone { key: effect });
                 }
-                if let Err(error) = self.writer.write(writes).await {
+                let tokens = done.input_tokens + done.output_tokens;
+                // With other nodes in flight the record joins their commit and the scheduler
+                // reports the step done once it is durable; alone, it commits inline.
+                if self.writer.shared_commits() {
+                    if let Some(ticket) = self.writer.submit(writes) {
+                        return NodeResult::Committing(Box::new(Finished {
+                            value: done.value,
+                            ticket,
+                            key: key.to_string(),
+                            cost: done.cost,
+                            tokens,
+                        }));
+                    }
+                } else if let Err(error) = self.writer.write(writes).await {
                     return NodeResult::Blocked(Blocker::Failed, Some(error.to_string()));
                 }
-                let tokens = done.input_tokens + done.output_tokens;
                 self.report(
                     Progress::Finished(key.to_string(), "succeeded".into()),
                     |c| {

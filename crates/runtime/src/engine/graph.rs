@@ -2,7 +2,7 @@
 //! `review` run their sub-graphs; approval gates stop what they guard; results are written
 //! to the store before dependents start.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -72,6 +72,19 @@ pub(crate) enum NodeResult {
     Rejected,
     Skipped,
     Blocked(Blocker, Option<String>),
+    /// A value whose step record is queued for a commit shared with other nodes: the step
+    /// is done, and its dependents start, only once that commit is (see [`Finished`]).
+    Committing(Box<Finished>),
+}
+
+/// A leaf's success waiting for its record's commit.
+pub(crate) struct Finished {
+    pub(crate) value: Value,
+    pub(crate) ticket: super::writer::Ticket,
+    /// The step key, cost and tokens for the progress report.
+    pub(crate) key: String,
+    pub(crate) cost: f64,
+    pub(crate) tokens: u64,
 }
 
 /// What a graph produced.
@@ -177,48 +190,124 @@ impl Engine {
                     waiting_on.insert(index, incoming);
                 }
             }
-            while let Some((index, result)) = running.next().await {
-                let Some(node) = g.node_weight(index) else {
-                    continue;
-                };
-                let (value, state) = match result {
-                    NodeResult::Value(value) => (value, "succeeded"),
-                    NodeResult::Rejected => (Value::Null, "rejected"),
-                    NodeResult::Skipped => (Value::Null, "skipped"),
-                    NodeResult::Blocked(blocker, error) => {
-                        outcome.block(blocker, error);
-                        continue;
+            // Successes whose records wait for a shared commit. They complete in the order
+            // they were queued, and commits resolve the queue in order: the front resolves
+            // first.
+            let mut committing: VecDeque<(NodeIndex, Box<Finished>)> = VecDeque::new();
+            let mut resolved = self.writer.resolved();
+            loop {
+                // Leaves whose commit is known are done (or failed, if it failed).
+                let mut done = Vec::new();
+                if let Some(resolved) = &resolved
+                    && !committing.is_empty()
+                {
+                    let state = resolved.borrow();
+                    while let Some((_, finished)) = committing.front()
+                        && let Some(outcome) = state.outcome(finished.ticket)
+                    {
+                        if let Some((index, finished)) = committing.pop_front() {
+                            done.push((index, outcome, finished));
+                        }
                     }
-                };
-                let refused =
-                    matches!(node.kind, NodeKind::Gate { .. }) && value == Value::Bool(false);
-                if ctx.top {
-                    // The root graph's values live where expressions read them; its outcome
-                    // only says what stopped it.
-                    self.values
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(node.id.clone(), value);
-                } else {
-                    outcome.states.insert(node.id.clone(), state);
-                    outcome.values.insert(node.id.clone(), value);
                 }
-                for edge in g.edges_directed(index, Direction::Outgoing) {
-                    let target = edge.target();
-                    if refused && edge.weight().kind == EdgeKind::Approval {
-                        rejected.insert(target);
+                let mut results = Vec::with_capacity(done.len() + 1);
+                for (index, outcome, finished) in done {
+                    let Finished {
+                        value,
+                        key,
+                        cost,
+                        tokens,
+                        ..
+                    } = *finished;
+                    results.push((
+                        index,
+                        match outcome {
+                            Ok(()) => {
+                                self.report(Progress::Finished(key, "succeeded".into()), |c| {
+                                    c.running -= 1;
+                                    c.done += 1;
+                                    c.cost += cost;
+                                    c.tokens += tokens;
+                                });
+                                NodeResult::Value(value)
+                            }
+                            Err(error) => NodeResult::Blocked(
+                                Blocker::Failed,
+                                Some(crate::store::StoreError::Corrupt(error).to_string()),
+                            ),
+                        },
+                    ));
+                }
+                if results.is_empty() {
+                    if running.is_empty() && committing.is_empty() {
+                        break;
                     }
-                    if let Some(count) = waiting_on.get_mut(&target) {
-                        *count -= 1;
-                        if *count == 0
-                            && let Some(next) = g.node_weight(target)
-                        {
-                            running.push(self.node_future(
-                                target,
-                                next,
-                                &ctx,
-                                rejected.contains(&target),
-                            ));
+                    tokio::select! {
+                        biased;
+                        next = running.next(), if !running.is_empty() => {
+                            if let Some(next) = next {
+                                results.push(next);
+                            }
+                        }
+                        _ = async {
+                            match &mut resolved {
+                                Some(resolved) => { let _ = resolved.changed().await; }
+                                None => std::future::pending::<()>().await,
+                            }
+                        }, if !committing.is_empty() => {}
+                    }
+                }
+                for (index, result) in results {
+                    let result = match result {
+                        NodeResult::Committing(finished) => {
+                            committing.push_back((index, finished));
+                            continue;
+                        }
+                        other => other,
+                    };
+                    let Some(node) = g.node_weight(index) else {
+                        continue;
+                    };
+                    let (value, state) = match result {
+                        NodeResult::Value(value) => (value, "succeeded"),
+                        NodeResult::Rejected => (Value::Null, "rejected"),
+                        NodeResult::Skipped => (Value::Null, "skipped"),
+                        NodeResult::Blocked(blocker, error) => {
+                            outcome.block(blocker, error);
+                            continue;
+                        }
+                        NodeResult::Committing(_) => continue,
+                    };
+                    let refused =
+                        matches!(node.kind, NodeKind::Gate { .. }) && value == Value::Bool(false);
+                    if ctx.top {
+                        // The root graph's values live where expressions read them; its outcome
+                        // only says what stopped it.
+                        self.values
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(node.id.clone(), value);
+                    } else {
+                        outcome.states.insert(node.id.clone(), state);
+                        outcome.values.insert(node.id.clone(), value);
+                    }
+                    for edge in g.edges_directed(index, Direction::Outgoing) {
+                        let target = edge.target();
+                        if refused && edge.weight().kind == EdgeKind::Approval {
+                            rejected.insert(target);
+                        }
+                        if let Some(count) = waiting_on.get_mut(&target) {
+                            *count -= 1;
+                            if *count == 0
+                                && let Some(next) = g.node_weight(target)
+                            {
+                                running.push(self.node_future(
+                                    target,
+                                    next,
+                                    &ctx,
+                                    rejected.contains(&target),
+                                ));
+                            }
                         }
                     }
                 }

@@ -12,6 +12,13 @@
 //! and a wave of 1,000 steps is a few pipelined commits rather than one big commit after
 //! all of them.
 //!
+//! A finished leaf among others in flight does not even wait: it submits its record
+//! ([`Writer::submit`]) and hands the scheduler a [`Ticket`]; commits resolve tickets in
+//! queue order ([`Resolved`]), and the scheduler reports the step done, and starts its
+//! dependents, once its ticket is resolved. A wave's steps then cost the scheduler one poll
+//! each instead of two (no wake-up per acknowledgement), and a commit acknowledges all of
+//! its batches with one update.
+//!
 //! The connection is kept for the run (no pool round trip per commit). On SQLite, commits
 //! do not checkpoint the log: that is done off the steps' path, by a task that takes the
 //! connection every 2,000 rows, and when the run closes the writer.
@@ -19,11 +26,42 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::store::{Store, StoreConnection, StoreError, Write};
 
 type Ack = oneshot::Sender<Result<(), String>>;
+
+/// A batch handed to the writer without waiting for it: its place in the commit order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Ticket(u64);
+
+/// How far the commits have got: every batch up to `upto` (in queue order) is committed or
+/// failed; `failed` lists the ranges of batches whose commit failed, with the error.
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    upto: u64,
+    failed: Vec<(u64, u64, String)>,
+}
+
+impl Resolved {
+    /// The outcome of `ticket`'s commit, once it is known.
+    pub(crate) fn outcome(&self, ticket: Ticket) -> Option<Result<(), String>> {
+        if ticket.0 > self.upto {
+            return None;
+        }
+        Some(
+            match self
+                .failed
+                .iter()
+                .find(|(first, last, _)| (*first..=*last).contains(&ticket.0))
+            {
+                Some((_, _, error)) => Err(error.clone()),
+                None => Ok(()),
+            },
+        )
+    }
+}
 
 /// Rows written between two checkpoints of SQLite's log (about 1,000 pages).
 const CHECKPOINT_ROWS: usize = 2000;
@@ -37,28 +75,58 @@ pub(crate) struct Writer {
 
 struct Shared {
     run_id: String,
-    /// Batches waiting for the next commit.
-    queue: Mutex<Vec<(Vec<Write>, Ack)>>,
+    /// Batches waiting for the next commit, numbered in queue order, each with whoever
+    /// waits for it (none for a submitted batch: its ticket is resolved through `resolved`).
+    queue: Mutex<Queue>,
+    /// The commits' progress, for submitted batches.
+    resolved: watch::Sender<Resolved>,
     /// The connection; whoever holds the lock commits the queue.
     held: tokio::sync::Mutex<HeldConnection>,
     /// Whether a committer task is running (or about to).
     draining: AtomicBool,
 }
 
+#[derive(Default)]
+struct Queue {
+    batches: Vec<(Vec<Write>, Option<Ack>)>,
+    /// The number of the last batch queued (the first is 1).
+    last: u64,
+}
+
 impl Shared {
+    /// Queues a batch and returns its number.
+    fn enqueue(&self, writes: Vec<Write>, ack: Option<Ack>) -> u64 {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.batches.push((writes, ack));
+        queue.last += 1;
+        queue.last
+    }
+
     /// Takes the queue and commits it in one transaction, acknowledging every batch.
     async fn commit_queued(&self, held: &mut HeldConnection) {
-        let group = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        let (group, last) = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            (std::mem::take(&mut queue.batches), queue.last)
+        };
         if group.is_empty() {
             return;
         }
+        let first = last + 1 - group.len() as u64;
         // The batches are applied where they are: a wave's records are not copied into one
         // list (a list of 1,000 step records is fresh memory the kernel zeroes page by page).
         let batches: Vec<&[Write]> = group.iter().map(|(batch, _)| batch.as_slice()).collect();
         let result = held.apply(&self.run_id, &batches).await;
         drop(batches);
+        self.resolved.send_modify(|resolved| {
+            if let Err(error) = &result {
+                resolved.failed.push((first, last, error.clone()));
+            }
+            resolved.upto = last;
+        });
         for (_, ack) in group {
-            let _ = ack.send(result.clone());
+            if let Some(ack) = ack {
+                let _ = ack.send(result.clone());
+            }
         }
         if held.unchecked_rows >= CHECKPOINT_ROWS {
             held.checkpoint_in_background();
@@ -93,7 +161,19 @@ impl Shared {
         self.queue
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .batches
             .is_empty()
+    }
+
+    /// Starts a committer task unless one is running.
+    fn start_draining(self: &Arc<Shared>) {
+        if self
+            .draining
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            tokio::spawn(Arc::clone(self).drain());
+        }
     }
 }
 
@@ -151,7 +231,8 @@ impl Writer {
             shared: store.map(|store| {
                 Arc::new(Shared {
                     run_id,
-                    queue: Mutex::new(Vec::new()),
+                    queue: Mutex::new(Queue::default()),
+                    resolved: watch::Sender::new(Resolved::default()),
                     held: tokio::sync::Mutex::new(HeldConnection {
                         store,
                         connection: None,
@@ -176,20 +257,10 @@ impl Writer {
             return Ok(());
         };
         let (ack, mut done) = oneshot::channel();
-        shared
-            .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((writes, ack));
+        shared.enqueue(writes, Some(ack));
         if self.in_flight.load(Ordering::SeqCst) > 1 {
             // Other nodes may finish meanwhile: a committer task commits for all of them.
-            if shared
-                .draining
-                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
-                tokio::spawn(Arc::clone(shared).drain());
-            }
+            shared.start_draining();
         } else {
             let mut held = shared.held.lock().await;
             // A commit before ours may have taken our batch with its group.
@@ -205,6 +276,30 @@ impl Writer {
                 "the store writer stopped before committing".into(),
             )),
         }
+    }
+
+    /// Whether a batch handed over now would join others' commits: there is a store and
+    /// other nodes are in flight. Then [`Writer::submit`] spares the step waiting for its
+    /// own acknowledgement; alone, a step commits inline through [`Writer::write`].
+    pub(crate) fn shared_commits(&self) -> bool {
+        self.shared.is_some() && self.in_flight.load(Ordering::SeqCst) > 1
+    }
+
+    /// Queues a batch for the committer task and returns at once. The batch is durable once
+    /// [`Writer::resolved`] says its ticket is; whoever reports the step done waits for
+    /// that. Without a store there is nothing to wait for (`None`).
+    pub(crate) fn submit(&self, writes: Vec<Write>) -> Option<Ticket> {
+        let shared = self.shared.as_ref()?;
+        let ticket = Ticket(shared.enqueue(writes, None));
+        shared.start_draining();
+        Some(ticket)
+    }
+
+    /// The commits' progress (see [`Resolved::outcome`]); `None` without a store.
+    pub(crate) fn resolved(&self) -> Option<watch::Receiver<Resolved>> {
+        self.shared
+            .as_ref()
+            .map(|shared| shared.resolved.subscribe())
     }
 
     /// Commits what is queued and lets the connection go (checkpointed in the background);
@@ -284,6 +379,77 @@ mod tests {
             store.steps("run").await.expect("steps").len(),
             302 + CHECKPOINT_ROWS
         );
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_submitted_batch_resolves_once_committed_and_a_failed_commit_says_so() {
+        let dir = std::env::temp_dir().join(format!("galaxy-submit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open_sqlite_file(&dir.join("w.db"))
+            .await
+            .expect("store");
+        let writer = Writer::new(Some(store.clone()), "run".into());
+        let _nodes: Vec<InFlight> = (0..2).map(|_| writer.node_started()).collect();
+        assert!(writer.shared_commits());
+        let mut resolved = writer.resolved().expect("a store");
+        // Batches of 1 to 40 rows (the raw path from 8 on), then one that fails.
+        let tickets: Vec<(Ticket, Vec<String>)> = (1..=40)
+            .map(|n| {
+                let keys: Vec<String> = (0..n).map(|i| format!("b{n}-{i}")).collect();
+                let ticket = writer
+                    .submit(keys.iter().map(|k| step(k)).collect())
+                    .expect("a store");
+                (ticket, keys)
+            })
+            .collect();
+        assert!(tickets.windows(2).all(|w| w[0].0 < w[1].0));
+        for (ticket, keys) in &tickets {
+            loop {
+                let outcome = resolved.borrow_and_update().outcome(*ticket);
+                if let Some(outcome) = outcome {
+                    outcome.expect("committed");
+                    break;
+                }
+                resolved.changed().await.expect("the writer lives");
+            }
+            // Durable once resolved: readable through another connection.
+            let steps = store.steps("run").await.expect("steps");
+            for key in keys {
+                assert!(steps.iter().any(|s| &s.key == key), "{key} not durable");
+            }
+        }
+        // A batch that fails (one commit of its own here: batches queued together share
+        // their commit, and its failure).
+        let mut bad = step("bad");
+        if let Write::Step(record, _) = &mut bad {
+            record.cost = f64::NAN;
+        }
+        let bad_ticket = writer
+            .submit(
+                (0..9)
+                    .map(|i| step(&format!("ok{i}")))
+                    .chain([bad])
+                    .collect(),
+            )
+            .expect("a store");
+        assert!(tickets[39].0 < bad_ticket);
+        let failed = loop {
+            let outcome = resolved.borrow_and_update().outcome(bad_ticket);
+            if let Some(outcome) = outcome {
+                break outcome;
+            }
+            resolved.changed().await.expect("the writer lives");
+        };
+        assert!(failed.is_err(), "a NaN cost fails its commit");
+        let steps = store.steps("run").await.expect("steps");
+        assert_eq!(
+            steps.len(),
+            (1..=40).sum::<usize>(),
+            "nothing of the failed batch"
+        );
+        writer.close().await;
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -143,6 +143,25 @@ impl Statement {
     }
 }
 
+/// Runs one SQL statement without results (`BEGIN`, `COMMIT`, `ROLLBACK`).
+fn execute(db: NonNull<ffi::sqlite3>, sql: &CStr) -> Result<(), StoreError> {
+    // SAFETY: `db` is a live handle locked for us; `sql` is NUL-terminated; no callback.
+    let code = unsafe {
+        ffi::sqlite3_exec(
+            db.as_ptr(),
+            sql.as_ptr(),
+            None,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    if code == ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(error(db, &sql.to_string_lossy(), code))
+    }
+}
+
 /// Upserts `steps` of run `run_id` on `conn`, inside whatever transaction is open on it.
 pub(super) async fn upsert_steps(
     conn: &mut sqlx::SqliteConnection,
@@ -150,7 +169,36 @@ pub(super) async fn upsert_steps(
     steps: &[&StepRecord],
 ) -> Result<(), StoreError> {
     let mut handle = conn.lock_handle().await?;
+    upsert_on(handle.as_raw_handle(), run_id, steps)
+}
+
+/// Upserts `steps` in a transaction of their own: `BEGIN`, the rows and `COMMIT` all on the
+/// locked handle, one hand-over from the connection's worker thread rather than one for
+/// each of the three (a wave's commits are several, and each hand-over is two thread
+/// wake-ups). A failure rolls the transaction back before the handle goes back.
+pub(super) async fn commit_steps(
+    conn: &mut sqlx::SqliteConnection,
+    run_id: &str,
+    steps: &[&StepRecord],
+) -> Result<(), StoreError> {
+    let mut handle = conn.lock_handle().await?;
     let db = handle.as_raw_handle();
+    execute(db, c"BEGIN IMMEDIATE")?;
+    let result = upsert_on(db, run_id, steps).and_then(|()| execute(db, c"COMMIT"));
+    if result.is_err() {
+        // SAFETY: `db` is live and locked for us.
+        if unsafe { ffi::sqlite3_get_autocommit(db.as_ptr()) } == 0 {
+            let _ = execute(db, c"ROLLBACK");
+        }
+    }
+    result
+}
+
+fn upsert_on(
+    db: NonNull<ffi::sqlite3>,
+    run_id: &str,
+    steps: &[&StepRecord],
+) -> Result<(), StoreError> {
     let statement = Statement::prepare(db, &statement_sql())?;
     for step in steps {
         statement.text(1, Some(run_id))?;
