@@ -707,8 +707,11 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(std::time::Duration::from_secs(30));
+            // An embedded file needs no health check on every acquire (a round trip to the
+            // connection's thread before a run's first write).
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
             let store = Store::Sqlite(pool);

@@ -167,10 +167,13 @@ impl Shared {
 
     /// Starts a committer task unless one is running.
     fn start_draining(self: &Arc<Shared>) {
-        if self
-            .draining
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
+        // A plain load first: while a committer runs (most of a wave), no write to the flag's
+        // cache line, which the committer also uses.
+        if !self.draining.load(Ordering::SeqCst)
+            && self
+                .draining
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
         {
             tokio::spawn(Arc::clone(self).drain());
         }
