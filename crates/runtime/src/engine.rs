@@ -639,11 +639,17 @@ impl Engine {
         let _ = self.writer.write(vec![write]).await;
     }
 
-    pub(crate) fn report(&self, event: Progress, change: impl FnOnce(&mut Counters)) {
+    /// Updates the counters and tells the progress display, if any (the event is only built
+    /// for one: a run without a display does not allocate it for every step).
+    pub(crate) fn report(
+        &self,
+        event: impl FnOnce() -> Progress,
+        change: impl FnOnce(&mut Counters),
+    ) {
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         change(&mut counters);
         if let Some(progress) = &self.progress {
-            progress(&event, &counters);
+            progress(&event(), &counters);
         }
     }
 }

@@ -300,7 +300,7 @@ impl Engine {
                 return NodeResult::Blocked(Blocker::Budget, Some(message));
             }
         };
-        self.report(Progress::Started(key.to_string()), |c| c.running += 1);
+        self.report(|| Progress::Started(key.to_string()), |c| c.running += 1);
         let mut cancel = self.cancel.clone();
         let mut attempts = Vec::new();
         let work = self.leaf(node, ctx, key, &mut attempts);
@@ -326,7 +326,7 @@ impl Engine {
                 ])
                 .await;
             self.report(
-                Progress::Finished(key.to_string(), "interrupted".into()),
+                || Progress::Finished(key.to_string(), "interrupted".into()),
                 |c| c.running -= 1,
             );
             return NodeResult::Blocked(Blocker::Interrupted, None);
@@ -377,7 +377,12 @@ impl Engine {
                         return NodeResult::Committing(Box::new(Finished {
                             value: done.value,
                             ticket,
-                            key: key.to_string(),
+                            // Only a progress display reads it.
+                            key: if self.progress.is_some() {
+                                key.to_string()
+                            } else {
+                                String::new()
+                            },
                             cost: done.cost,
                             tokens,
                         }));
@@ -386,7 +391,7 @@ impl Engine {
                     return NodeResult::Blocked(Blocker::Failed, Some(error.to_string()));
                 }
                 self.report(
-                    Progress::Finished(key.to_string(), "succeeded".into()),
+                    || Progress::Finished(key.to_string(), "succeeded".into()),
                     |c| {
                         c.running -= 1;
                         c.done += 1;
@@ -433,10 +438,13 @@ impl Engine {
                     ),
                 ];
                 let _ = self.writer.write(writes).await;
-                self.report(Progress::Finished(key.to_string(), "failed".into()), |c| {
-                    c.running -= 1;
-                    c.done += 1;
-                });
+                self.report(
+                    || Progress::Finished(key.to_string(), "failed".into()),
+                    |c| {
+                        c.running -= 1;
+                        c.done += 1;
+                    },
+                );
                 NodeResult::Blocked(
                     blocker,
                     Some(format!(
@@ -848,9 +856,10 @@ impl Engine {
                     self.audit_write("step_failed", Some(key), error),
                 ];
                 let _ = self.writer.write(writes).await;
-                self.report(Progress::Finished(key.to_string(), "failed".into()), |c| {
-                    c.done += 1
-                });
+                self.report(
+                    || Progress::Finished(key.to_string(), "failed".into()),
+                    |c| c.done += 1,
+                );
                 Err(NodeResult::Blocked(
                     Blocker::Failed,
                     Some(format!(

@@ -223,12 +223,15 @@ impl Engine {
                         index,
                         match outcome {
                             Ok(()) => {
-                                self.report(Progress::Finished(key, "succeeded".into()), |c| {
-                                    c.running -= 1;
-                                    c.done += 1;
-                                    c.cost += cost;
-                                    c.tokens += tokens;
-                                });
+                                self.report(
+                                    || Progress::Finished(key, "succeeded".into()),
+                                    |c| {
+                                        c.running -= 1;
+                                        c.done += 1;
+                                        c.cost += cost;
+                                        c.tokens += tokens;
+                                    },
+                                );
                                 NodeResult::Value(value)
                             }
                             Err(error) => NodeResult::Blocked(
@@ -338,9 +341,10 @@ impl Engine {
         if let Some(prior) = self.prior.get(&key)
             && !self.gate_must_recheck(node, &ctx)
         {
-            self.report(Progress::Finished(key.clone(), "cached".into()), |c| {
-                c.done += 1
-            });
+            self.report(
+                || Progress::Finished(key.clone(), "cached".into()),
+                |c| c.done += 1,
+            );
             return match prior.status.as_str() {
                 "rejected" => NodeResult::Rejected,
                 "skipped" => NodeResult::Skipped,
@@ -369,7 +373,10 @@ impl Engine {
             if let Err(error) = self.writer.write(writes).await {
                 return NodeResult::Blocked(Blocker::Failed, Some(error.to_string()));
             }
-            self.report(Progress::Finished(key, "rejected".into()), |c| c.done += 1);
+            self.report(
+                || Progress::Finished(key, "rejected".into()),
+                |c| c.done += 1,
+            );
             return NodeResult::Rejected;
         }
         if self.cancelled() {
@@ -473,7 +480,7 @@ impl Engine {
             return NodeResult::Blocked(Blocker::Failed, Some(error.to_string()));
         }
         self.report(
-            Progress::Finished(key.to_string(), status.to_string()),
+            || Progress::Finished(key.to_string(), status.to_string()),
             |c| c.done += 1,
         );
         if status == "skipped" {
@@ -689,9 +696,10 @@ impl Engine {
             self.audit_write("step_failed", Some(key), error.clone()),
         ];
         let _ = self.writer.write(writes).await;
-        self.report(Progress::Finished(key.to_string(), "failed".into()), |c| {
-            c.done += 1
-        });
+        self.report(
+            || Progress::Finished(key.to_string(), "failed".into()),
+            |c| c.done += 1,
+        );
         NodeResult::Blocked(
             Blocker::Failed,
             Some(format!("step `{key}` failed: {error}")),
@@ -783,7 +791,7 @@ impl Engine {
             if let Err(error) = self.writer.write(writes).await {
                 return NodeResult::Blocked(Blocker::Failed, Some(error.to_string()));
             }
-            self.report(Progress::Finished(key.to_string(), how), |c| c.done += 1);
+            self.report(|| Progress::Finished(key.to_string(), how), |c| c.done += 1);
             return NodeResult::Value(Value::Bool(approved));
         }
         let changed = self
@@ -817,7 +825,7 @@ impl Engine {
         if let Err(error) = self.writer.write(writes).await {
             return NodeResult::Blocked(Blocker::Failed, Some(error.to_string()));
         }
-        self.report(Progress::Waiting(key.to_string()), |c| c.waiting += 1);
+        self.report(|| Progress::Waiting(key.to_string()), |c| c.waiting += 1);
         NodeResult::Blocked(Blocker::Waiting, None)
     }
 
