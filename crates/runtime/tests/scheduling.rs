@@ -350,3 +350,72 @@ async fn a_critic_that_times_out_counts_each_try_once() {
     );
     run.finish().await;
 }
+
+/// Runs a fan-out of `width` 2 ms steps with room for `room` at once, in memory or on a
+/// fresh SQLite store; returns the most steps counted as running at once and the steps stored.
+async fn wave(width: usize, room: usize, durable: bool) -> (u64, usize) {
+    let mut source = String::from(
+        "pack wave {\n  language \"0.1\"\n  tool src() -> Int {\n    scope: read\n    sim: 1\n  }\n  tool work(x: Int) -> Int {\n    scope: read\n    sim: x + 1\n    sim_latency: 2ms\n  }\n  flow {\n    step s0 = src()\n",
+    );
+    for i in 1..=width {
+        source.push_str(&format!("    step s{i} = work(x: s0)\n"));
+    }
+    source.push_str("  }\n}\n");
+    let dir = std::env::temp_dir().join(format!("galaxy-wave-{durable}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = if durable {
+        Some(
+            Store::open_sqlite_file(&dir.join("galaxy.db"))
+                .await
+                .expect("store"),
+        )
+    } else {
+        None
+    };
+    let (_cancel, receiver) = tokio::sync::watch::channel(false);
+    let new_run = NewRun {
+        source: &source,
+        pack_path: Path::new("wave.gx"),
+        inputs: Vec::new(),
+        input_json: None,
+        options: RunOptions {
+            sim: true,
+            seed: 3,
+            max_concurrency: Some(room),
+            ..RunOptions::default()
+        },
+    };
+    let most = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = std::sync::Arc::clone(&most);
+    let engine = Engine::start(store.clone(), new_run, receiver)
+        .await
+        .expect("the pack checks")
+        .with_progress(std::sync::Arc::new(move |_, counters| {
+            seen.fetch_max(counters.running as u64, std::sync::atomic::Ordering::SeqCst);
+        }));
+    let run_id = engine.run_id().to_string();
+    assert_eq!(engine.execute().await.expect("runs"), RunStatus::Succeeded);
+    let mut stored = 0;
+    if let Some(store) = store {
+        let steps = store.steps(&run_id).await.expect("steps");
+        assert!(steps.iter().all(|s| s.status == "succeeded"));
+        stored = steps.len();
+        store.close().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    (most.load(std::sync::atomic::Ordering::SeqCst), stored)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_wave_is_dispatched_as_the_concurrency_allows() {
+    // 300 ready steps and room for 8: in memory, never more than 8 steps started (so never
+    // more than 8 node futures held) at once; all 300 used to start at once, each then
+    // waiting for a permit.
+    let (most, _) = wave(300, 8, false).await;
+    assert!((1..=8).contains(&most), "{most} steps started at once");
+    // On the store, a step also counts as running until its commit is durable, so the count
+    // may pass the room for a moment; every step still runs and is stored.
+    let (most, stored) = wave(300, 8, true).await;
+    assert!(most < 150, "{most} steps started at once");
+    assert_eq!(stored, 301);
+}

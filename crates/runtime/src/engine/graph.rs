@@ -180,12 +180,15 @@ impl Engine {
             let mut waiting_on: HashMap<NodeIndex, usize> = HashMap::with_capacity(nodes);
             let mut rejected: HashSet<NodeIndex> = HashSet::new();
             let mut running = FuturesUnordered::new();
+            // Nodes whose inputs are ready, dispatched as room allows: no more node futures
+            // live at once than the run's concurrency (they could not call anything more at
+            // once anyway), so a wave of 100,000 ready steps does not hold 100,000 futures.
+            let mut ready: VecDeque<NodeIndex> = VecDeque::new();
+            let room = self.options.max_concurrency.unwrap_or(1024).max(1);
             for index in g.node_indices() {
                 let incoming = g.edges_directed(index, Direction::Incoming).count();
                 if incoming == 0 {
-                    if let Some(node) = g.node_weight(index) {
-                        running.push(self.node_future(index, node, &ctx, false));
-                    }
+                    ready.push_back(index);
                 } else {
                     waiting_on.insert(index, incoming);
                 }
@@ -196,6 +199,18 @@ impl Engine {
             let mut committing: VecDeque<(NodeIndex, Box<Finished>)> = VecDeque::new();
             let mut resolved = self.writer.resolved();
             loop {
+                while running.len() < room
+                    && let Some(index) = ready.pop_front()
+                {
+                    if let Some(node) = g.node_weight(index) {
+                        running.push(self.node_future(
+                            index,
+                            node,
+                            &ctx,
+                            rejected.contains(&index),
+                        ));
+                    }
+                }
                 // Leaves whose commit is known are done (or failed, if it failed).
                 let mut done = Vec::new();
                 if let Some(resolved) = &resolved
@@ -301,15 +316,8 @@ impl Engine {
                         }
                         if let Some(count) = waiting_on.get_mut(&target) {
                             *count -= 1;
-                            if *count == 0
-                                && let Some(next) = g.node_weight(target)
-                            {
-                                running.push(self.node_future(
-                                    target,
-                                    next,
-                                    &ctx,
-                                    rejected.contains(&target),
-                                ));
+                            if *count == 0 {
+                                ready.push_back(target);
                             }
                         }
                     }
