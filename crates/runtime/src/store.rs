@@ -15,8 +15,6 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlSafeStr};
 
-mod sqlite_rows;
-
 /// The migrations, embedded from the repository's `migrations/` folder.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "runs", include_str!("../../../migrations/0001_runs.sql")),
@@ -425,58 +423,10 @@ macro_rules! insert_step_rows {
     };
 }
 
-/// Step rows a batch needs before they go through SQLite's C API rather than sqlx (see
-/// `sqlite_rows`): below it, preparing the statement costs more than binding through sqlx.
-const SQLITE_DIRECT_ROWS: usize = 8;
-
-/// Writes step rows on SQLite: many through one prepared statement on the raw handle (in a
-/// transaction of their own there when they are the batch's only rows), a few as multi-row
-/// statements. Leaves a few step rows alone to a transaction through sqlx (returns false).
-async fn sqlite_insert_steps(
-    conn: &mut sqlx::SqliteConnection,
-    run_id: &str,
-    steps: &[&StepRecord],
-    alone: bool,
-) -> Result<bool, StoreError> {
-    if steps.is_empty() {
-        return Ok(true);
-    }
-    if alone {
-        // Many rows alone: their own transaction on the raw handle. A few: a transaction
-        // through sqlx (rows stepped one by one outside one would each commit).
-        if steps.len() < SQLITE_DIRECT_ROWS {
-            return Ok(false);
-        }
-        sqlite_rows::commit_steps(conn, run_id, steps).await?;
-        return Ok(true);
-    }
-    if steps.len() >= SQLITE_DIRECT_ROWS {
-        sqlite_rows::upsert_steps(conn, run_id, steps).await?;
-        return Ok(true);
-    }
-    insert_step_rows!(conn, run_id, steps);
-    Ok(true)
-}
-
-/// Writes step rows on PostgreSQL with multi-row statements. A batch of step rows alone is
-/// left to the transaction (returns false) when it takes more than one statement.
-async fn postgres_insert_steps(
-    conn: &mut sqlx::PgConnection,
-    run_id: &str,
-    steps: &[&StepRecord],
-    alone: bool,
-) -> Result<bool, StoreError> {
-    if alone && statement_sizes(steps.len()).len() > 1 {
-        return Ok(false);
-    }
-    insert_step_rows!(conn, run_id, steps);
-    Ok(true)
-}
-
 /// Applies a batch on one connection: a lone step row autocommits, anything else is one
 /// transaction.
 macro_rules! apply_writes {
-    ($conn:expr, $run_id:expr, $batches:expr, $insert_steps:path) => {{
+    ($conn:expr, $run_id:expr, $batches:expr) => {{
         let run_id: &str = $run_id;
         let batches: &[&[Write]] = $batches;
         // One step row alone (the common case on a chain) is one statement: autocommit,
@@ -488,15 +438,18 @@ macro_rules! apply_writes {
             return Ok(());
         }
         let rows = Rows::gather(batches.iter().flat_map(|batch| batch.iter()));
-        // Step rows alone (a wave of finished steps) are one statement where the backend
-        // writes them in one: atomic by itself, no transaction around it.
-        if rows.attempts.is_empty() && rows.audit.is_empty() && rows.others.is_empty() {
-            if $insert_steps(&mut *$conn, run_id, &rows.steps, true).await? {
-                return Ok(());
-            }
+        // Step rows alone that fit one statement (a small wave of finished steps) are atomic
+        // by themselves: no transaction around them.
+        if rows.attempts.is_empty()
+            && rows.audit.is_empty()
+            && rows.others.is_empty()
+            && statement_sizes(rows.steps.len()).len() == 1
+        {
+            insert_step_rows!($conn, run_id, rows.steps);
+            return Ok(());
         }
         let mut tx = sqlx::Connection::begin(&mut *$conn).await?;
-        $insert_steps(&mut *tx, run_id, &rows.steps, false).await?;
+        insert_step_rows!(tx, run_id, rows.steps);
         insert_rows!(tx, rows.attempts, ATTEMPT_COLUMNS, ATTEMPT_CONFLICT, |b, attempt| {
             b.push_bind(run_id)
                 .push_bind(&attempt.key)
@@ -619,11 +572,11 @@ impl StoreConnection {
         match self {
             StoreConnection::Sqlite(conn) => {
                 let conn: &mut sqlx::SqliteConnection = conn;
-                apply_writes!(conn, run_id, batches, sqlite_insert_steps)
+                apply_writes!(conn, run_id, batches)
             }
             StoreConnection::Postgres(conn) => {
                 let conn: &mut sqlx::PgConnection = conn;
-                apply_writes!(conn, run_id, batches, postgres_insert_steps)
+                apply_writes!(conn, run_id, batches)
             }
         }
     }
