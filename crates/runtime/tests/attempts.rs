@@ -3,16 +3,18 @@
 //! every try, a model whose answers fail validation, and a call the egress policy refuses,
 //! against a local HTTP server on 127.0.0.1.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use runtime::engine::{Engine, NewRun, RunOptions, RunStatus};
+use runtime::engine::{RunOptions, RunStatus};
 use runtime::report::RunReport;
-use runtime::store::{AttemptRecord, Store};
+use runtime::store::AttemptRecord;
 use serde_json::{Value, json};
+
+mod common;
+use common::{Sandbox, chat_completion};
 
 /// A server on 127.0.0.1 that answers every request with `reply` and counts the requests.
 struct Server {
@@ -90,38 +92,17 @@ impl Finished {
 
 /// Runs `source` (not simulated) with `inputs` on a fresh SQLite store.
 async fn run(name: &str, source: &str, inputs: &[(&str, &str)]) -> Finished {
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("galaxy-attempts-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let pack_path = dir.join("pack.gx");
-    std::fs::write(&pack_path, source).expect("write the pack");
-    let store = Store::open_sqlite_file(&dir.join("galaxy.db"))
-        .await
-        .expect("store");
-    let (_cancel, receiver) = tokio::sync::watch::channel(false);
-    let new_run = NewRun {
-        source,
-        pack_path: &pack_path,
-        inputs: inputs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        input_json: None,
-        options: RunOptions::default(),
-    };
-    let engine = Engine::start(Some(store.clone()), new_run, receiver)
-        .await
-        .expect("starts");
-    let run_id = engine.run_id().to_string();
-    let status = engine.execute().await.expect("runs");
-    drop(engine);
-    let report = RunReport::load(&store, &run_id).await.expect("report");
+    let sandbox = Sandbox::new(&format!("attempts-{name}")).await;
+    let pack_path = sandbox.write_pack(source);
+    let (run_id, status) = sandbox
+        .run(source, &pack_path, RunOptions::default(), inputs)
+        .await;
+    let store = &sandbox.store;
+    let report = RunReport::load(store, &run_id).await.expect("report");
     let mut attempts = store.attempts(&run_id).await.expect("attempts");
     attempts.sort_by_key(|a| a.attempt);
-    let spans = runtime::trace::spans(&store, &run_id).await.expect("spans");
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let spans = runtime::trace::spans(store, &run_id).await.expect("spans");
+    sandbox.finish().await;
     Finished {
         status,
         report,
@@ -214,17 +195,7 @@ fn model_pack(url: &str) -> String {
 
 /// A chat completion whose content is `content`.
 fn completion(content: &Value) -> Value {
-    json!({
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "model": "tiny",
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": content.to_string() },
-            "finish_reason": "stop",
-        }],
-        "usage": { "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15 },
-    })
+    chat_completion(content, 10, 5)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,23 +2,27 @@
 //! against the tool's result type), not its `sim`; the case's inputs, model mocks and
 //! approval decisions apply; failed expectations and unfit mocks are reported.
 
-use std::path::PathBuf;
-
-use runtime::engine::{Engine, NewRun, RunOptions, RunStatus};
+use runtime::engine::{RunOptions, RunStatus};
 use runtime::evals::{CaseResult, run_cases};
 use runtime::report::RunReport;
-use runtime::store::Store;
+
+mod common;
 
 /// A folder with the pack, its fixtures and a SQLite store; removed when dropped.
-struct Sandbox {
-    dir: PathBuf,
-    store: Store,
+struct Sandbox(common::Sandbox);
+
+impl std::ops::Deref for Sandbox {
+    type Target = common::Sandbox;
+
+    fn deref(&self) -> &common::Sandbox {
+        &self.0
+    }
 }
 
 impl Sandbox {
     async fn new(name: &str) -> Sandbox {
-        let dir = std::env::temp_dir().join(format!("galaxy-evals-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let sandbox = common::Sandbox::new(&format!("evals-{name}")).await;
+        let dir = &sandbox.dir;
         std::fs::create_dir_all(dir.join("fixtures")).expect("mkdir");
         std::fs::write(
             dir.join("fixtures/counts.json"),
@@ -26,10 +30,7 @@ impl Sandbox {
         )
         .expect("fixture");
         std::fs::write(dir.join("fixtures/bad.json"), r#"{ "total": "many" }"#).expect("fixture");
-        let store = Store::open_sqlite_file(&dir.join("galaxy.db"))
-            .await
-            .expect("store");
-        Sandbox { dir, store }
+        Sandbox(sandbox)
     }
 
     async fn cases(&self) -> Vec<CaseResult> {
@@ -180,27 +181,14 @@ async fn eval_cases_use_their_tool_mocks_inputs_and_decisions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_sim_run_keeps_the_tools_sim() {
     let sandbox = Sandbox::new("plain").await;
-    let pack = sandbox.dir.join("pack.gx");
-    std::fs::write(&pack, PACK).expect("pack");
-    let (_cancel, receiver) = tokio::sync::watch::channel(false);
-    let new_run = NewRun {
-        source: PACK,
-        pack_path: &pack,
-        inputs: Vec::new(),
-        input_json: None,
-        options: RunOptions {
-            sim: true,
-            ..RunOptions::default()
-        },
+    let pack = sandbox.write_pack(PACK);
+    let options = RunOptions {
+        sim: true,
+        ..RunOptions::default()
     };
-    let engine = Engine::start(Some(sandbox.store.clone()), new_run, receiver)
-        .await
-        .expect("starts");
-    assert_eq!(
-        engine.execute().await.expect("runs"),
-        RunStatus::WaitingApproval
-    );
-    let report = RunReport::load(&sandbox.store, engine.run_id())
+    let (run_id, status) = sandbox.run(PACK, &pack, options, &[]).await;
+    assert_eq!(status, RunStatus::WaitingApproval);
+    let report = RunReport::load(&sandbox.store, &run_id)
         .await
         .expect("report");
     let counted = report

@@ -2,53 +2,37 @@
 //! time budget counts every invocation, and an approval holds only for the exact arguments
 //! approved.
 
-use std::path::PathBuf;
-
-use runtime::engine::{BudgetOverrides, Engine, NewRun, RunOptions, RunStatus};
+use runtime::engine::{BudgetOverrides, Engine, RunOptions, RunStatus};
 use runtime::report::RunReport;
 use runtime::store::{Store, Write};
 use serde_json::Value;
 
+mod common;
+
 /// A folder with a pack file and a SQLite store, removed when dropped.
-struct Sandbox {
-    dir: PathBuf,
-    store: Store,
+struct Sandbox(common::Sandbox);
+
+impl std::ops::Deref for Sandbox {
+    type Target = common::Sandbox;
+
+    fn deref(&self) -> &common::Sandbox {
+        &self.0
+    }
 }
 
 impl Sandbox {
     async fn new(name: &str) -> Sandbox {
-        let dir = std::env::temp_dir().join(format!("galaxy-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        let store = Store::open_sqlite_file(&dir.join("galaxy.db"))
-            .await
-            .expect("store");
-        Sandbox { dir, store }
+        Sandbox(common::Sandbox::new(name).await)
     }
 
     /// Starts a Sim Mode run of `source` with `inputs` and runs it until it stops.
     async fn run(&self, source: &str, inputs: &[(&str, &str)]) -> (String, RunStatus) {
-        let pack_path = self.dir.join("pack.gx");
-        std::fs::write(&pack_path, source).expect("write the pack");
-        let (_cancel, receiver) = tokio::sync::watch::channel(false);
-        let new_run = NewRun {
-            source,
-            pack_path: &pack_path,
-            inputs: inputs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            input_json: None,
-            options: RunOptions {
-                sim: true,
-                ..RunOptions::default()
-            },
+        let pack_path = self.write_pack(source);
+        let options = RunOptions {
+            sim: true,
+            ..RunOptions::default()
         };
-        let engine = Engine::start(Some(self.store.clone()), new_run, receiver)
-            .await
-            .expect("starts");
-        let status = engine.execute().await.expect("runs");
-        (engine.run_id().to_string(), status)
+        self.0.run(source, &pack_path, options, inputs).await
     }
 
     async fn resume(&self, run_id: &str, budget: BudgetOverrides) -> RunStatus {

@@ -9,10 +9,24 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
-use runtime::engine::{Engine, NewRun, RunOptions, RunStatus};
+use runtime::engine::{RunOptions, RunStatus};
 use runtime::report::RunReport;
-use runtime::store::Store;
 use serde_json::{Value, json};
+
+mod common;
+use common::Sandbox;
+
+/// Serves `app` on a free port of 127.0.0.1 and returns the port.
+async fn serve(app: axum::Router) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    port
+}
 
 #[derive(Default)]
 struct Seen {
@@ -113,35 +127,23 @@ async fn request_templates_call_the_server_with_idempotency_keys_and_retry_503()
         .route("/items", get(items))
         .route("/record", post(record))
         .with_state(Arc::clone(&seen));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let port = serve(app).await;
 
-    let dir = std::env::temp_dir().join(format!("galaxy-http-tools-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open_sqlite_file(&dir.join("galaxy.db"))
-        .await
-        .expect("store");
+    let sandbox = Sandbox::new("http-tools").await;
+    let store = &sandbox.store;
     let source = pack(port);
-    let (_cancel, receiver) = tokio::sync::watch::channel(false);
-    let new_run = NewRun {
-        source: &source,
-        pack_path: Path::new("http_tools.gx"),
-        inputs: Vec::new(),
-        input_json: None,
-        options: RunOptions::default(),
-    };
-    let engine = Engine::start(Some(store.clone()), new_run, receiver)
-        .await
-        .expect("starts without keys: no model needs one");
-    let run_id = engine.run_id().to_string();
-    assert_eq!(engine.execute().await.expect("runs"), RunStatus::Succeeded);
+    // It starts without keys: no model needs one.
+    let (run_id, status) = sandbox
+        .run(
+            &source,
+            Path::new("http_tools.gx"),
+            RunOptions::default(),
+            &[],
+        )
+        .await;
+    assert_eq!(status, RunStatus::Succeeded);
 
-    let report = RunReport::load(&store, &run_id).await.expect("report");
+    let report = RunReport::load(store, &run_id).await.expect("report");
     let written = report
         .steps
         .iter()
@@ -160,8 +162,7 @@ async fn request_templates_call_the_server_with_idempotency_keys_and_retry_503()
     assert_eq!(report.effects.len(), 3);
     let retried = report.steps.iter().filter(|s| s.attempts == 2).count();
     assert_eq!(retried, 1, "the 503 was retried once");
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.finish().await;
 }
 
 /// A server that answers `/slow` only after 10 s, counting the requests it received.
@@ -177,13 +178,7 @@ async fn a_tool_timeout_cuts_each_slow_request_short_and_retries_it() {
     let app = axum::Router::new()
         .route("/slow", get(slow))
         .with_state(Arc::clone(&hits));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let port = serve(app).await;
     let source = format!(
         r#"pack slow_http {{
   language "0.1"
@@ -202,24 +197,17 @@ async fn a_tool_timeout_cuts_each_slow_request_short_and_retries_it() {
 }}
 "#
     );
-    let dir = std::env::temp_dir().join(format!("galaxy-http-timeout-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open_sqlite_file(&dir.join("galaxy.db"))
-        .await
-        .expect("store");
-    let (_cancel, receiver) = tokio::sync::watch::channel(false);
-    let new_run = NewRun {
-        source: &source,
-        pack_path: Path::new("slow_http.gx"),
-        inputs: Vec::new(),
-        input_json: None,
-        options: RunOptions::default(),
-    };
-    let engine = Engine::start(Some(store.clone()), new_run, receiver)
-        .await
-        .expect("starts");
-    let run_id = engine.run_id().to_string();
-    assert_eq!(engine.execute().await.expect("runs"), RunStatus::Failed);
+    let sandbox = Sandbox::new("http-timeout").await;
+    let store = &sandbox.store;
+    let (run_id, status) = sandbox
+        .run(
+            &source,
+            Path::new("slow_http.gx"),
+            RunOptions::default(),
+            &[],
+        )
+        .await;
+    assert_eq!(status, RunStatus::Failed);
 
     let steps = store.steps(&run_id).await.expect("steps");
     let answer = steps.iter().find(|s| s.key == "answer").expect("answer");
@@ -250,8 +238,7 @@ async fn a_tool_timeout_cuts_each_slow_request_short_and_retries_it() {
         3,
         "each attempt reached the server"
     );
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.finish().await;
 }
 
 /// A server whose `/flaky` answers 503 a set number of times before it answers, and notes
@@ -296,13 +283,7 @@ async fn run_flaky(name: &str, props: &str, failures: u32) -> FlakyRun {
     let app = axum::Router::new()
         .route("/flaky", get(flaky))
         .with_state(Arc::clone(&state));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let port = serve(app).await;
     let source = format!(
         r#"pack flaky_http {{
   language "0.1"
@@ -321,24 +302,16 @@ async fn run_flaky(name: &str, props: &str, failures: u32) -> FlakyRun {
 }}
 "#
     );
-    let dir = std::env::temp_dir().join(format!("galaxy-http-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open_sqlite_file(&dir.join("galaxy.db"))
-        .await
-        .expect("store");
-    let (_cancel, receiver) = tokio::sync::watch::channel(false);
-    let new_run = NewRun {
-        source: &source,
-        pack_path: Path::new("flaky_http.gx"),
-        inputs: Vec::new(),
-        input_json: None,
-        options: RunOptions::default(),
-    };
-    let engine = Engine::start(Some(store.clone()), new_run, receiver)
-        .await
-        .expect("starts");
-    let run_id = engine.run_id().to_string();
-    let status = engine.execute().await.expect("runs");
+    let sandbox = Sandbox::new(&format!("http-{name}")).await;
+    let store = &sandbox.store;
+    let (run_id, status) = sandbox
+        .run(
+            &source,
+            Path::new("flaky_http.gx"),
+            RunOptions::default(),
+            &[],
+        )
+        .await;
     let steps = store.steps(&run_id).await.expect("steps");
     let answer = steps.iter().find(|s| s.key == "answer").expect("answer");
     let attempts = store.attempts(&run_id).await.expect("attempts");
@@ -355,8 +328,7 @@ async fn run_flaky(name: &str, props: &str, failures: u32) -> FlakyRun {
         failed_attempts,
         hits: state.lock().expect("lock").hits.clone(),
     };
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.finish().await;
     run
 }
 

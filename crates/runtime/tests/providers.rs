@@ -23,6 +23,8 @@ use runtime::providers::{
 };
 use serde_json::{Value, json};
 
+mod common;
+
 // ---------------------------------------------------------------------------------------
 // A scripted HTTP server.
 
@@ -1238,17 +1240,7 @@ fn grounded_pack(base_url: &str, knowledge: &str) -> String {
 
 /// An OpenAI chat completion whose content is `answer` as JSON.
 fn completion_of(answer: &Value) -> Reply {
-    let body = json!({
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "model": "tiny",
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": answer.to_string() },
-            "finish_reason": "stop",
-        }],
-        "usage": { "prompt_tokens": 300, "completion_tokens": 20, "total_tokens": 320 },
-    });
+    let body = common::chat_completion(answer, 300, 20);
     Reply::json(200, &body.to_string())
 }
 

@@ -2,60 +2,68 @@
 //! cancels a slow call (retries and fallbacks apply, each attempt recorded as `timeout`),
 //! and the policy's `rate` rules space the calls of a tool.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use runtime::engine::{Engine, NewRun, RunOptions, RunStatus};
-use runtime::store::Store;
+use runtime::engine::{RunOptions, RunStatus};
+use runtime::store::AttemptRecord;
 
+mod common;
+use common::Sandbox;
+
+/// A finished Sim Mode run and the sandbox holding its store.
 struct Run {
-    store: Store,
+    sandbox: Sandbox,
     run_id: String,
     status: RunStatus,
-    dir: PathBuf,
+}
+
+impl std::ops::Deref for Run {
+    type Target = Sandbox;
+
+    fn deref(&self) -> &Sandbox {
+        &self.sandbox
+    }
 }
 
 /// Runs `source` in Sim Mode on a fresh SQLite store.
 async fn run_sim(name: &str, source: &str) -> Run {
-    let dir = std::env::temp_dir().join(format!(
-        "galaxy-scheduling-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    let store = Store::open_sqlite_file(&dir.join("galaxy.db"))
-        .await
-        .expect("store");
-    let (_cancel, receiver) = tokio::sync::watch::channel(false);
-    let new_run = NewRun {
-        source,
-        pack_path: Path::new("scheduling.gx"),
-        inputs: Vec::new(),
-        input_json: None,
-        options: RunOptions {
-            sim: true,
-            seed: 3,
-            ..RunOptions::default()
-        },
+    let sandbox = Sandbox::new(&format!("scheduling-{name}")).await;
+    let options = RunOptions {
+        sim: true,
+        seed: 3,
+        ..RunOptions::default()
     };
-    let engine = Engine::start(Some(store.clone()), new_run, receiver)
-        .await
-        .expect("the pack checks");
-    let run_id = engine.run_id().to_string();
-    let status = engine.execute().await.expect("runs");
+    let (run_id, status) = sandbox
+        .run(source, Path::new("scheduling.gx"), options, &[])
+        .await;
     Run {
-        store,
+        sandbox,
         run_id,
         status,
-        dir,
     }
 }
 
 impl Run {
     async fn finish(self) {
-        self.store.close().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.sandbox.finish().await;
     }
+}
+
+/// Each attempt's model (or tool) and how long it took, asserting each is of the `timeout`
+/// class.
+fn timed_out(attempts: &[AttemptRecord]) -> Vec<(&str, i64)> {
+    assert!(
+        attempts.iter().all(|a| a
+            .detail_json
+            .as_deref()
+            .unwrap_or("")
+            .contains(r#""class":"timeout""#)),
+        "{attempts:#?}"
+    );
+    attempts
+        .iter()
+        .map(|a| (a.model.as_deref().unwrap_or(""), a.ended_at - a.started_at))
+        .collect()
 }
 
 fn model_pack(latency: &str, timeout: &str) -> String {
@@ -103,18 +111,7 @@ async fn a_call_slower_than_its_timeout_is_cancelled_retried_and_falls_back() {
         attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
         [1, 2, 3, 4]
     );
-    assert!(
-        attempts.iter().all(|a| a
-            .detail_json
-            .as_deref()
-            .unwrap_or("")
-            .contains(r#""class":"timeout""#)),
-        "{attempts:#?}"
-    );
-    let timed_out: Vec<(&str, i64)> = attempts
-        .iter()
-        .map(|a| (a.model.as_deref().unwrap_or(""), a.ended_at - a.started_at))
-        .collect();
+    let timed_out = timed_out(&attempts);
     let models: Vec<&str> = timed_out.iter().map(|(m, _)| *m).collect();
     assert_eq!(
         models,
@@ -235,18 +232,7 @@ async fn a_simulated_tool_call_slower_than_its_timeout_is_cancelled_and_retried(
     assert_eq!(found.attempts, 3);
     let mut attempts = run.store.attempts(&run.run_id).await.expect("attempts");
     attempts.sort_by_key(|a| a.attempt);
-    assert!(
-        attempts.iter().all(|a| a
-            .detail_json
-            .as_deref()
-            .unwrap_or("")
-            .contains(r#""class":"timeout""#)),
-        "{attempts:#?}"
-    );
-    let timed_out: Vec<(&str, i64)> = attempts
-        .iter()
-        .map(|a| (a.model.as_deref().unwrap_or(""), a.ended_at - a.started_at))
-        .collect();
+    let timed_out = timed_out(&attempts);
     let tools: Vec<&str> = timed_out.iter().map(|(t, _)| *t).collect();
     assert_eq!(tools, ["lookup", "lookup", "lookup"], "{attempts:#?}");
     // Each attempt was cancelled, not waited out (its simulated call takes 20 s).
@@ -361,35 +347,19 @@ async fn wave(width: usize, room: usize, durable: bool) -> (u64, usize) {
         source.push_str(&format!("    step s{i} = work(x: s0)\n"));
     }
     source.push_str("  }\n}\n");
-    let dir = std::env::temp_dir().join(format!("galaxy-wave-{durable}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = if durable {
-        Some(
-            Store::open_sqlite_file(&dir.join("galaxy.db"))
-                .await
-                .expect("store"),
-        )
-    } else {
-        None
-    };
-    let (_cancel, receiver) = tokio::sync::watch::channel(false);
-    let new_run = NewRun {
-        source: &source,
-        pack_path: Path::new("wave.gx"),
-        inputs: Vec::new(),
-        input_json: None,
-        options: RunOptions {
-            sim: true,
-            seed: 3,
-            max_concurrency: Some(room),
-            ..RunOptions::default()
-        },
+    let sandbox = Sandbox::new(&format!("wave-{durable}")).await;
+    let store = durable.then(|| sandbox.store.clone());
+    let options = RunOptions {
+        sim: true,
+        seed: 3,
+        max_concurrency: Some(room),
+        ..RunOptions::default()
     };
     let most = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let seen = std::sync::Arc::clone(&most);
-    let engine = Engine::start(store.clone(), new_run, receiver)
+    let engine = sandbox
+        .start_on(store.clone(), &source, Path::new("wave.gx"), options, &[])
         .await
-        .expect("the pack checks")
         .with_progress(std::sync::Arc::new(move |_, counters| {
             seen.fetch_max(counters.running as u64, std::sync::atomic::Ordering::SeqCst);
         }));
@@ -400,9 +370,8 @@ async fn wave(width: usize, room: usize, durable: bool) -> (u64, usize) {
         let steps = store.steps(&run_id).await.expect("steps");
         assert!(steps.iter().all(|s| s.status == "succeeded"));
         stored = steps.len();
-        store.close().await;
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.finish().await;
     (most.load(std::sync::atomic::Ordering::SeqCst), stored)
 }
 
