@@ -407,53 +407,68 @@ impl Engine {
                     budget.settle(reservation, 0, 0.0);
                 }
                 self.budget_settled.notify_waiters();
-                let message = redact_text(&failure.message, self.redact_trace);
-                let blocker = if failure.class == "budget" {
-                    Blocker::Budget
-                } else {
-                    Blocker::Failed
-                };
-                self.close_failed_attempts(key, node, started, &failure, &message, &mut attempts);
-                let record = StepRecord {
-                    key: key.to_string(),
-                    node: node.id.clone(),
-                    status: "failed".into(),
-                    attempts: attempts.len() as i64,
-                    started_at: started,
-                    ended_at: ended,
-                    output_json: None,
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    cost: 0.0,
-                    error: Some(format!("{}: {message}", failure.class)),
-                    model: None,
-                    detail_json: None,
-                };
-                let writes = vec![
-                    Write::Step(record, attempts),
-                    self.audit_write(
-                        "step_failed",
-                        Some(key),
-                        format!("{}: {message}", failure.class),
-                    ),
-                ];
-                let _ = self.writer.write(writes).await;
-                self.report(
-                    || Progress::Finished(key.to_string(), "failed".into()),
-                    |c| {
-                        c.running -= 1;
-                        c.done += 1;
-                    },
-                );
-                NodeResult::Blocked(
-                    blocker,
-                    Some(format!(
-                        "step `{key}` failed ({}): {message}",
-                        failure.class
-                    )),
-                )
+                self.record_failure(key, node, (started, ended), &failure, attempts, true)
+                    .await
             }
         }
+    }
+
+    /// Records a step that failed with `failure` after the tries in `attempts` (its step row,
+    /// one attempt row per try, the audit event), reports it (`running`: it counted as
+    /// running) and says what stops the graph.
+    async fn record_failure(
+        &self,
+        key: &str,
+        node: &Node,
+        (started, ended): (i64, i64),
+        failure: &Failure,
+        mut attempts: Vec<AttemptRecord>,
+        running: bool,
+    ) -> NodeResult {
+        let message = redact_text(&failure.message, self.redact_trace);
+        self.close_failed_attempts(key, node, started, failure, &message, &mut attempts);
+        let error = format!("{}: {message}", failure.class);
+        let record = StepRecord {
+            key: key.to_string(),
+            node: node.id.clone(),
+            status: "failed".into(),
+            attempts: attempts.len() as i64,
+            started_at: started,
+            ended_at: ended,
+            output_json: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost: 0.0,
+            error: Some(error.clone()),
+            model: None,
+            detail_json: None,
+        };
+        let writes = vec![
+            Write::Step(record, attempts),
+            self.audit_write("step_failed", Some(key), error),
+        ];
+        let _ = self.writer.write(writes).await;
+        self.report(
+            || Progress::Finished(key.to_string(), "failed".into()),
+            |c| {
+                if running {
+                    c.running -= 1;
+                }
+                c.done += 1;
+            },
+        );
+        let blocker = if failure.class == "budget" {
+            Blocker::Budget
+        } else {
+            Blocker::Failed
+        };
+        NodeResult::Blocked(
+            blocker,
+            Some(format!(
+                "step `{key}` failed ({}): {message}",
+                failure.class
+            )),
+        )
     }
 
     /// Closes the attempt rows of a step that failed with `failure`, one row per try: the
@@ -824,50 +839,17 @@ impl Engine {
                 }
                 Ok(value)
             }
-            Err(failure) => {
-                // As a leaf's failure: one attempt row per try, the error with its class.
-                let message = redact_text(&failure.message, self.redact_trace);
-                self.close_failed_attempts(
+            // As a leaf's failure: one attempt row per try, the error with its class.
+            Err(failure) => Err(self
+                .record_failure(
                     key,
                     &critic_node,
-                    started,
+                    (started, now_ms()),
                     &failure,
-                    &message,
-                    &mut attempts,
-                );
-                let error = format!("{}: {message}", failure.class);
-                let record = StepRecord {
-                    key: key.to_string(),
-                    node: critic_node.id.clone(),
-                    status: "failed".into(),
-                    attempts: attempts.len() as i64,
-                    started_at: started,
-                    ended_at: now_ms(),
-                    output_json: None,
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    cost: 0.0,
-                    error: Some(error.clone()),
-                    model: None,
-                    detail_json: None,
-                };
-                let writes = vec![
-                    Write::Step(record, attempts),
-                    self.audit_write("step_failed", Some(key), error),
-                ];
-                let _ = self.writer.write(writes).await;
-                self.report(
-                    || Progress::Finished(key.to_string(), "failed".into()),
-                    |c| c.done += 1,
-                );
-                Err(NodeResult::Blocked(
-                    Blocker::Failed,
-                    Some(format!(
-                        "step `{key}` failed ({}): {message}",
-                        failure.class
-                    )),
-                ))
-            }
+                    attempts,
+                    false,
+                )
+                .await),
         }
     }
 

@@ -212,49 +212,17 @@ impl Engine {
                     }
                 }
                 // Leaves whose commit is known are done (or failed, if it failed).
-                let mut done = Vec::new();
+                let mut results = Vec::new();
                 if let Some(resolved) = &resolved
                     && !committing.is_empty()
                 {
                     let state = resolved.borrow();
                     while let Some((_, finished)) = committing.front()
                         && let Some(outcome) = state.outcome(finished.ticket)
+                        && let Some((index, finished)) = committing.pop_front()
                     {
-                        if let Some((index, finished)) = committing.pop_front() {
-                            done.push((index, outcome, finished));
-                        }
+                        results.push((index, self.committed(*finished, outcome)));
                     }
-                }
-                let mut results = Vec::with_capacity(done.len() + 1);
-                for (index, outcome, finished) in done {
-                    let Finished {
-                        value,
-                        key,
-                        cost,
-                        tokens,
-                        ..
-                    } = *finished;
-                    results.push((
-                        index,
-                        match outcome {
-                            Ok(()) => {
-                                self.report(
-                                    || Progress::Finished(key, "succeeded".into()),
-                                    |c| {
-                                        c.running -= 1;
-                                        c.done += 1;
-                                        c.cost += cost;
-                                        c.tokens += tokens;
-                                    },
-                                );
-                                NodeResult::Value(value)
-                            }
-                            Err(error) => NodeResult::Blocked(
-                                Blocker::Failed,
-                                Some(crate::store::StoreError::Corrupt(error).to_string()),
-                            ),
-                        },
-                    ));
                 }
                 if results.is_empty() {
                     if running.is_empty() && committing.is_empty() {
@@ -276,13 +244,6 @@ impl Engine {
                     }
                 }
                 for (index, result) in results {
-                    let result = match result {
-                        NodeResult::Committing(finished) => {
-                            committing.push_back((index, finished));
-                            continue;
-                        }
-                        other => other,
-                    };
                     let Some(node) = g.node_weight(index) else {
                         continue;
                     };
@@ -294,7 +255,10 @@ impl Engine {
                             outcome.block(blocker, error);
                             continue;
                         }
-                        NodeResult::Committing(_) => continue,
+                        NodeResult::Committing(finished) => {
+                            committing.push_back((index, finished));
+                            continue;
+                        }
                     };
                     let refused =
                         matches!(node.kind, NodeKind::Gate { .. }) && value == Value::Bool(false);
@@ -325,6 +289,36 @@ impl Engine {
             }
             outcome
         })
+    }
+
+    /// A leaf whose record's commit has resolved: done (reported as such), or failed with
+    /// the commit.
+    fn committed(&self, finished: Finished, outcome: Result<(), String>) -> NodeResult {
+        let Finished {
+            value,
+            key,
+            cost,
+            tokens,
+            ..
+        } = finished;
+        match outcome {
+            Ok(()) => {
+                self.report(
+                    || Progress::Finished(key, "succeeded".into()),
+                    |c| {
+                        c.running -= 1;
+                        c.done += 1;
+                        c.cost += cost;
+                        c.tokens += tokens;
+                    },
+                );
+                NodeResult::Value(value)
+            }
+            Err(error) => NodeResult::Blocked(
+                Blocker::Failed,
+                Some(crate::store::StoreError::Corrupt(error).to_string()),
+            ),
+        }
     }
 
     fn node_future<'a>(

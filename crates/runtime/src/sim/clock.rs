@@ -55,14 +55,9 @@ pub(crate) async fn after_wait<F: Future>(wait: F) -> F::Output {
 }
 
 /// Waits a simulated latency, counted from when the current call was issued (now, outside a
-/// node). Later calls of the same node (a compute step's second tool call, a route's
-/// specialist after its router) count from their own start.
-pub async fn latency(latency: Duration) {
-    sleep_until(call_deadline(latency)).await;
-}
-
-/// Waits a simulated latency under a `timeout` counted from now, as a timeout around the
-/// call would count it: true when the call ends in time, false when the timeout cuts it off
+/// node; later calls of the same node, such as a route's specialist after its router, count
+/// from their own start), under a `timeout` counted from now, as a timeout around the call
+/// would count it: true when the call ends in time, false when the timeout cuts it off
 /// first. A simulated call's end is known when it starts, so there is nothing to race: one
 /// wait, until whichever comes first, and no timer for the timeout.
 pub async fn latency_within(latency: Duration, timeout: Duration) -> bool {
@@ -225,7 +220,7 @@ mod tests {
     async fn a_wait_lasts_at_least_its_latency() {
         for ms in [0, 1, 3, 25] {
             let start = Instant::now();
-            latency(Duration::from_millis(ms)).await;
+            assert!(latency_within(Duration::from_millis(ms), Duration::MAX).await);
             assert!(start.elapsed() >= Duration::from_millis(ms), "{ms} ms");
         }
     }
