@@ -3,6 +3,8 @@
 //!
 //! Each step's output is stored once, in its `steps` row, so storage grows linearly with the
 //! work. Writes arrive in batches ([`Store::apply`]): one transaction, one commit per wave.
+//! On SQLite, batches are written through SQLite's C API on a connection of the writer's
+//! own ([`RawConnection`]); migrations, new runs and reads go through sqlx's pool.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -14,6 +16,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, SqlSafeStr};
+
+mod sqlite_raw;
+pub(crate) use sqlite_raw::RawConnection;
 
 /// The migrations, embedded from the repository's `migrations/` folder.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -53,6 +58,9 @@ pub enum StoreError {
     /// Stored data could not be read back.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// SQLite refused a write made through its C API (a writer's own connection).
+    #[error("database error: {0}")]
+    Sqlite(String),
 }
 
 /// A connection pool to one of the supported backends.
@@ -296,13 +304,21 @@ macro_rules! upsert_step {
     }};
 }
 
-/// One connection of a [`Store`], held by the engine's writer.
+/// One connection of a [`Store`], for many batches in a row.
 #[derive(Debug)]
 pub enum StoreConnection {
-    /// Embedded SQLite.
-    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    /// Embedded SQLite: a connection of its own through SQLite's C API, as a run's writer
+    /// has, used on a blocking thread.
+    Sqlite(SqliteConnection),
     /// PostgreSQL.
     Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+/// A write connection to a SQLite store file, opened at its first write.
+#[derive(Debug)]
+pub struct SqliteConnection {
+    path: std::path::PathBuf,
+    raw: Option<RawConnection>,
 }
 
 /// The largest multi-row statement, in rows: 14 columns a row stays far below SQLite's
@@ -423,34 +439,40 @@ macro_rules! insert_step_rows {
     };
 }
 
-/// Applies a batch on one connection: a lone step row autocommits, anything else is one
-/// transaction.
-macro_rules! apply_writes {
-    ($conn:expr, $run_id:expr, $batches:expr) => {{
-        let run_id: &str = $run_id;
-        let batches: &[&[Write]] = $batches;
-        // One step row alone (the common case on a chain) is one statement: autocommit,
-        // without a transaction around it.
-        if let [[Write::Step(step, attempts)]] = batches
-            && attempts.is_empty()
-        {
-            upsert_step!(&mut *$conn, run_id, step);
-            return Ok(());
-        }
-        let rows = Rows::gather(batches.iter().flat_map(|batch| batch.iter()));
-        // Step rows alone that fit one statement (a small wave of finished steps) are atomic
-        // by themselves: no transaction around them.
-        if rows.attempts.is_empty()
-            && rows.audit.is_empty()
-            && rows.others.is_empty()
-            && statement_sizes(rows.steps.len()).len() == 1
-        {
-            insert_step_rows!($conn, run_id, rows.steps);
-            return Ok(());
-        }
-        let mut tx = sqlx::Connection::begin(&mut *$conn).await?;
-        insert_step_rows!(tx, run_id, rows.steps);
-        insert_rows!(tx, rows.attempts, ATTEMPT_COLUMNS, ATTEMPT_CONFLICT, |b, attempt| {
+/// PostgreSQL: applies batches as one on `conn`: a lone step row autocommits, anything else
+/// is one transaction.
+async fn apply_postgres(
+    conn: &mut sqlx::PgConnection,
+    run_id: &str,
+    batches: &[&[Write]],
+) -> Result<(), StoreError> {
+    // One step row alone (the common case on a chain) is one statement: autocommit,
+    // without a transaction around it.
+    if let [[Write::Step(step, attempts)]] = batches
+        && attempts.is_empty()
+    {
+        upsert_step!(&mut *conn, run_id, step);
+        return Ok(());
+    }
+    let rows = Rows::gather(batches.iter().flat_map(|batch| batch.iter()));
+    // Step rows alone that fit one statement (a small wave of finished steps) are atomic
+    // by themselves: no transaction around them.
+    if rows.attempts.is_empty()
+        && rows.audit.is_empty()
+        && rows.others.is_empty()
+        && statement_sizes(rows.steps.len()).len() == 1
+    {
+        insert_step_rows!(conn, run_id, rows.steps);
+        return Ok(());
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    insert_step_rows!(tx, run_id, rows.steps);
+    insert_rows!(
+        tx,
+        rows.attempts,
+        ATTEMPT_COLUMNS,
+        ATTEMPT_CONFLICT,
+        |b, attempt| {
             b.push_bind(run_id)
                 .push_bind(&attempt.key)
                 .push_bind(attempt.attempt)
@@ -463,32 +485,33 @@ macro_rules! apply_writes {
                 .push_bind(&attempt.model)
                 .push_bind(&attempt.error)
                 .push_bind(&attempt.detail_json)
-        });
-        insert_rows!(tx, rows.audit, AUDIT_COLUMNS, "", |b, event| {
-            b.push_bind(run_id)
-                .push_bind(event.seq)
-                .push_bind(event.at)
-                .push_bind(&event.kind)
-                .push_bind(&event.step_key)
-                .push_bind(&event.detail)
-        });
-        for write in rows.others {
-            match write {
-                Write::Step(..) | Write::Attempt(_) | Write::Audit(_) => {}
-                Write::Approval(approval) => {
-                    sqlx::query("DELETE FROM approvals WHERE run_id = $1 AND step_key = $2")
+        }
+    );
+    insert_rows!(tx, rows.audit, AUDIT_COLUMNS, "", |b, event| {
+        b.push_bind(run_id)
+            .push_bind(event.seq)
+            .push_bind(event.at)
+            .push_bind(&event.kind)
+            .push_bind(&event.step_key)
+            .push_bind(&event.detail)
+    });
+    for write in rows.others {
+        match write {
+            Write::Step(..) | Write::Attempt(_) | Write::Audit(_) => {}
+            Write::Approval(approval) => {
+                sqlx::query("DELETE FROM approvals WHERE run_id = $1 AND step_key = $2")
+                    .bind(run_id)
+                    .bind(&approval.key)
+                    .execute(&mut *tx)
+                    .await?;
+                if approval.status == "pending" {
+                    sqlx::query("DELETE FROM steps WHERE run_id = $1 AND step_key = $2")
                         .bind(run_id)
                         .bind(&approval.key)
                         .execute(&mut *tx)
                         .await?;
-                    if approval.status == "pending" {
-                        sqlx::query("DELETE FROM steps WHERE run_id = $1 AND step_key = $2")
-                            .bind(run_id)
-                            .bind(&approval.key)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    sqlx::query(
+                }
+                sqlx::query(
                         "INSERT INTO approvals (run_id, step_key, tool, args_json, args_hash, reason, status, decided_by, note, requested_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     )
                     .bind(run_id)
@@ -504,17 +527,23 @@ macro_rules! apply_writes {
                     .bind(approval.decided_at)
                     .execute(&mut *tx)
                     .await?;
-                }
-                Write::EffectIssued { key, step_key, tool, at, args_hash } => {
-                    let updated = sqlx::query(
+            }
+            Write::EffectIssued {
+                key,
+                step_key,
+                tool,
+                at,
+                args_hash,
+            } => {
+                let updated = sqlx::query(
                         "UPDATE effects SET times_issued = times_issued + 1, last_issued_at = $1, status = 'issued' WHERE idempotency_key = $2",
                     )
                     .bind(*at)
                     .bind(key)
                     .execute(&mut *tx)
                     .await?;
-                    if updated.rows_affected() == 0 {
-                        sqlx::query(
+                if updated.rows_affected() == 0 {
+                    sqlx::query(
                             "INSERT INTO effects (idempotency_key, run_id, step_key, tool, times_issued, status, first_issued_at, last_issued_at, args_hash) VALUES ($1, $2, $3, $4, 1, 'issued', $5, $5, $6)",
                         )
                         .bind(key)
@@ -525,16 +554,22 @@ macro_rules! apply_writes {
                         .bind(args_hash)
                         .execute(&mut *tx)
                         .await?;
-                    }
                 }
-                Write::EffectDone { key } => {
-                    sqlx::query("UPDATE effects SET status = 'done' WHERE idempotency_key = $1")
-                        .bind(key)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Write::RunStatus { status, outcome, error, result_json, at } => {
-                    sqlx::query(
+            }
+            Write::EffectDone { key } => {
+                sqlx::query("UPDATE effects SET status = 'done' WHERE idempotency_key = $1")
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Write::RunStatus {
+                status,
+                outcome,
+                error,
+                result_json,
+                at,
+            } => {
+                sqlx::query(
                         "UPDATE runs SET status = $1, outcome = $2, error = $3, result_json = COALESCE($4, result_json), updated_at = $5 WHERE id = $6",
                     )
                     .bind(status)
@@ -545,12 +580,11 @@ macro_rules! apply_writes {
                     .bind(run_id)
                     .execute(&mut *tx)
                     .await?;
-                }
             }
         }
-        tx.commit().await?;
-        Ok(())
-    }};
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 impl StoreConnection {
@@ -559,8 +593,9 @@ impl StoreConnection {
         self.apply_batches(run_id, &[writes]).await
     }
 
-    /// Applies several batches as one: one transaction, their rows gathered per table. The
-    /// writer's group commit, without copying every batch's records into one list first.
+    /// Applies several batches as one: one transaction, their rows gathered per table. On
+    /// PostgreSQL this is a run writer's group commit, without copying every batch's records
+    /// into one list first (a SQLite run writer commits on a [`RawConnection`] of its own).
     pub async fn apply_batches(
         &mut self,
         run_id: &str,
@@ -571,41 +606,32 @@ impl StoreConnection {
         }
         match self {
             StoreConnection::Sqlite(conn) => {
-                let conn: &mut sqlx::SqliteConnection = conn;
-                apply_writes!(conn, run_id, batches)
+                // SQLite works on a blocking thread with copies of the batches: nothing it
+                // points into can go while it does, even if this future is dropped.
+                let batches: Vec<Vec<Write>> = batches.iter().map(|batch| batch.to_vec()).collect();
+                let run_id = run_id.to_string();
+                let path = conn.path.clone();
+                let raw = conn.raw.take();
+                let (raw, result) = tokio::task::spawn_blocking(move || {
+                    let mut raw = match raw {
+                        Some(raw) => raw,
+                        None => match RawConnection::open(&path) {
+                            Ok(raw) => raw,
+                            Err(error) => return (None, Err(error)),
+                        },
+                    };
+                    let slices: Vec<&[Write]> = batches.iter().map(Vec::as_slice).collect();
+                    let result = raw.apply_batches(&run_id, &slices);
+                    // A connection whose commit failed is let go; the next takes a fresh one.
+                    (result.is_ok().then_some(raw), result)
+                })
+                .await
+                .map_err(|e| StoreError::Sqlite(format!("the write thread failed: {e}")))?;
+                conn.raw = raw;
+                result
             }
-            StoreConnection::Postgres(conn) => {
-                let conn: &mut sqlx::PgConnection = conn;
-                apply_writes!(conn, run_id, batches)
-            }
+            StoreConnection::Postgres(conn) => apply_postgres(conn, run_id, batches).await,
         }
-    }
-
-    /// SQLite: stops commits on this connection from checkpointing the WAL, which copies
-    /// the log into the database inside whichever commit crosses the threshold (a
-    /// millisecond or more in the middle of a run); [`StoreConnection::checkpoint`] does it
-    /// when the writer has nothing queued. Nothing to do on PostgreSQL.
-    pub async fn defer_checkpoints(&mut self, defer: bool) -> Result<(), StoreError> {
-        if let StoreConnection::Sqlite(conn) = self {
-            let pragma = if defer {
-                "PRAGMA wal_autocheckpoint = 0"
-            } else {
-                "PRAGMA wal_autocheckpoint = 1000"
-            };
-            sqlx::query(pragma).execute(&mut **conn).await?;
-        }
-        Ok(())
-    }
-
-    /// SQLite: copies what the WAL holds into the database, without waiting for readers
-    /// (a passive checkpoint). Nothing to do on PostgreSQL.
-    pub async fn checkpoint(&mut self) -> Result<(), StoreError> {
-        if let StoreConnection::Sqlite(conn) = self {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&mut **conn)
-                .await?;
-        }
-        Ok(())
     }
 }
 
@@ -630,6 +656,11 @@ macro_rules! run_from_row {
             updated_at: row.try_get("updated_at")?,
         })
     }};
+}
+
+/// The file a SQLite pool opens.
+fn sqlite_path(pool: &SqlitePool) -> std::path::PathBuf {
+    pool.connect_options().get_filename().to_path_buf()
 }
 
 fn migrator() -> Migrator {
@@ -694,6 +725,14 @@ impl Store {
         let store = Store::Postgres(pool);
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The file of a SQLite store (none for PostgreSQL).
+    pub(crate) fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        match self {
+            Store::Sqlite(pool) => Some(sqlite_path(pool)),
+            Store::Postgres(_) => None,
+        }
     }
 
     /// The backend's name (`sqlite`, `postgres`).
@@ -784,7 +823,10 @@ impl Store {
     /// round trip per batch).
     pub async fn connection(&self) -> Result<StoreConnection, StoreError> {
         Ok(match self {
-            Store::Sqlite(pool) => StoreConnection::Sqlite(pool.acquire().await?),
+            Store::Sqlite(pool) => StoreConnection::Sqlite(SqliteConnection {
+                path: sqlite_path(pool),
+                raw: None,
+            }),
             Store::Postgres(pool) => StoreConnection::Postgres(pool.acquire().await?),
         })
     }

@@ -4,13 +4,20 @@
 //!
 //! Who commits depends on what else is in flight. A step that is the only node running (a
 //! chain) commits inline: its writes go straight from the step to the database. When other
-//! nodes are in flight, a committer task drains the queue on a runtime worker, one
-//! transaction after another, until it is empty. The scheduler drives every node of a run
-//! from one task, so a step committing inline would only release the connection when the
-//! scheduler next polls it, after every other completion that fell due with it; the
-//! committer instead keeps the database busy while the scheduler handles those completions,
-//! and a wave of 1,000 steps is a few pipelined commits rather than one big commit after
-//! all of them.
+//! nodes are in flight, a committer drains the queue, one transaction after another, until
+//! it is empty. The scheduler drives every node of a run from one task, so a step committing
+//! inline would only release the connection when the scheduler next polls it, after every
+//! other completion that fell due with it; the committer instead keeps the database busy
+//! while the scheduler handles those completions, and a wave of 1,000 steps is a few
+//! pipelined commits rather than one big commit after all of them.
+//!
+//! On SQLite the run has a connection of its own through SQLite's C API
+//! ([`RawConnection`]), and the committer is a thread of the run's, started at the first
+//! wave and asleep between waves; a lone step's inline commit blocks its runtime worker for
+//! the few microseconds SQLite takes (no hand-over to another thread, which costs more than
+//! the commit). Commits do not checkpoint SQLite's log: a thread of its own does that every
+//! 2,000 rows and when the run closes the writer. On PostgreSQL the connection is taken
+//! from the pool and kept for the run, and the committer is a task.
 //!
 //! A finished leaf among others in flight does not even wait: it submits its record
 //! ([`Writer::submit`]) and hands the scheduler a [`Ticket`]; commits resolve tickets in
@@ -18,17 +25,14 @@
 //! dependents, once its ticket is resolved. A wave's steps then cost the scheduler one poll
 //! each instead of two (no wake-up per acknowledgement), and a commit acknowledges all of
 //! its batches with one update.
-//!
-//! The connection is kept for the run (no pool round trip per commit). On SQLite, commits
-//! do not checkpoint the log: that is done off the steps' path, by a task that takes the
-//! connection every 2,000 rows, and when the run closes the writer.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use tokio::sync::{oneshot, watch};
 
-use crate::store::{Store, StoreConnection, StoreError, Write};
+use crate::store::{RawConnection, Store, StoreConnection, StoreError, Write};
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
@@ -80,6 +84,38 @@ struct Shared {
     queue: Mutex<Queue>,
     /// The commits' progress, for submitted batches.
     resolved: watch::Sender<Resolved>,
+    committer: Committer,
+}
+
+/// Who commits, by backend.
+enum Committer {
+    /// SQLite: the run's own connection through SQLite's C API, used by a committer thread
+    /// of the run's, or inline by a step that is alone.
+    Thread(ThreadCommitter),
+    /// PostgreSQL: a pooled connection, used by a committer task, or inline.
+    Task(TaskCommitter),
+}
+
+struct ThreadCommitter {
+    /// The store file.
+    path: PathBuf,
+    /// The connection (opened at the first commit); whoever holds the lock commits the
+    /// queue.
+    held: Mutex<RawHeld>,
+    /// Wakes the committer thread when it sleeps (with `Queue::thread`).
+    wake: Condvar,
+    /// Whether a checkpoint of the log is running.
+    checkpointing: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct RawHeld {
+    connection: Option<RawConnection>,
+    /// Rows written since the last checkpoint.
+    unchecked_rows: usize,
+}
+
+struct TaskCommitter {
     /// The connection; whoever holds the lock commits the queue.
     held: tokio::sync::Mutex<HeldConnection>,
     /// Whether a committer task is running (or about to).
@@ -91,63 +127,212 @@ struct Queue {
     batches: Vec<(Vec<Write>, Option<Ack>)>,
     /// The number of the last batch queued (the first is 1).
     last: u64,
+    /// The committer thread's state (SQLite).
+    thread: ThreadState,
+}
+
+#[derive(Default)]
+struct ThreadState {
+    started: bool,
+    /// Waiting on `ThreadCommitter::wake` for batches.
+    sleeping: bool,
+    /// The writer is gone: the thread commits what is queued and stops.
+    closed: bool,
+}
+
+/// A group taken from the queue: its batches and the numbers of the first and last.
+struct Group {
+    batches: Vec<(Vec<Write>, Option<Ack>)>,
+    first: u64,
+    last: u64,
+}
+
+impl Group {
+    fn rows(&self) -> usize {
+        self.batches.iter().map(|(batch, _)| batch.len()).sum()
+    }
+
+    /// The batches where they are: a wave's records are not copied into one list (a list
+    /// of 1,000 step records is fresh memory the kernel zeroes page by page).
+    fn slices(&self) -> Vec<&[Write]> {
+        self.batches
+            .iter()
+            .map(|(batch, _)| batch.as_slice())
+            .collect()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
     /// Queues a batch and returns its number.
     fn enqueue(&self, writes: Vec<Write>, ack: Option<Ack>) -> u64 {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut queue = lock(&self.queue);
         queue.batches.push((writes, ack));
         queue.last += 1;
         queue.last
     }
 
-    /// Takes the queue and commits it in one transaction, acknowledging every batch.
-    async fn commit_queued(&self, held: &mut HeldConnection) {
-        let (group, last) = {
-            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            (std::mem::take(&mut queue.batches), queue.last)
-        };
-        if group.is_empty() {
-            return;
+    /// Takes everything queued.
+    fn take_queued(&self) -> Option<Group> {
+        let mut queue = lock(&self.queue);
+        if queue.batches.is_empty() {
+            return None;
         }
-        let first = last + 1 - group.len() as u64;
-        // The batches are applied where they are: a wave's records are not copied into one
-        // list (a list of 1,000 step records is fresh memory the kernel zeroes page by page).
-        let batches: Vec<&[Write]> = group.iter().map(|(batch, _)| batch.as_slice()).collect();
-        let result = held.apply(&self.run_id, &batches).await;
-        drop(batches);
+        let batches = std::mem::take(&mut queue.batches);
+        let last = queue.last;
+        Some(Group {
+            first: last + 1 - batches.len() as u64,
+            last,
+            batches,
+        })
+    }
+
+    /// Resolves a committed (or failed) group: its tickets, then its waiting batches.
+    fn resolve(&self, group: Group, result: Result<(), String>) {
         self.resolved.send_modify(|resolved| {
             if let Err(error) = &result {
-                resolved.failed.push((first, last, error.clone()));
+                resolved
+                    .failed
+                    .push((group.first, group.last, error.clone()));
             }
-            resolved.upto = last;
+            resolved.upto = group.last;
         });
-        for (_, ack) in group {
+        for (_, ack) in group.batches {
             if let Some(ack) = ack {
                 let _ = ack.send(result.clone());
             }
         }
-        if held.unchecked_rows >= CHECKPOINT_ROWS {
-            held.checkpoint_in_background();
+    }
+
+    fn queue_is_empty(&self) -> bool {
+        lock(&self.queue).batches.is_empty()
+    }
+
+    /// Has whoever commits take the queue on: the committer thread (started at the first
+    /// need, woken when it sleeps) or a committer task.
+    fn start_committing(self: &Arc<Shared>) {
+        match &self.committer {
+            Committer::Thread(thread) => {
+                let mut queue = lock(&self.queue);
+                if queue.thread.sleeping {
+                    queue.thread.sleeping = false;
+                    thread.wake.notify_one();
+                } else if !queue.thread.started {
+                    queue.thread.started = true;
+                    let shared = Arc::clone(self);
+                    let spawned = std::thread::Builder::new()
+                        .name("galaxy-store-writer".into())
+                        .spawn(move || shared.commit_thread());
+                    if spawned.is_err() {
+                        // No thread to be had: commit here.
+                        queue.thread.started = false;
+                        drop(queue);
+                        self.commit_raw(&mut lock(&thread.held));
+                    }
+                }
+            }
+            Committer::Task(task) => {
+                // A plain load first: while a committer runs (most of a wave), no write to
+                // the flag's cache line, which the committer also uses.
+                if !task.draining.load(Ordering::SeqCst)
+                    && task
+                        .draining
+                        .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                {
+                    tokio::spawn(Arc::clone(self).drain());
+                }
+            }
         }
     }
 
-    /// The committer task: commits until the queue is empty, then stops (a later write
-    /// starts another).
+    /// SQLite: commits everything queued in one transaction on the run's connection and
+    /// resolves it. Blocks the calling thread while SQLite works.
+    fn commit_raw(&self, held: &mut RawHeld) {
+        let Committer::Thread(thread) = &self.committer else {
+            return;
+        };
+        let Some(group) = self.take_queued() else {
+            return;
+        };
+        let rows = group.rows();
+        let result = if rows == 0 {
+            Ok(())
+        } else {
+            let connection = match held.connection.take() {
+                Some(connection) => Ok(connection),
+                None => RawConnection::open(&thread.path),
+            };
+            connection.and_then(|mut connection| {
+                let result = connection.apply_batches(&self.run_id, &group.slices());
+                // A connection whose commit failed is let go; the next takes a fresh one.
+                if result.is_ok() {
+                    held.connection = Some(connection);
+                }
+                result
+            })
+        };
+        held.unchecked_rows += rows;
+        self.resolve(group, result.map_err(|e| e.to_string()));
+        if held.unchecked_rows >= CHECKPOINT_ROWS {
+            held.unchecked_rows = 0;
+            thread.checkpoint_in_background();
+        }
+    }
+
+    /// The committer thread (SQLite): commits whatever is queued, sleeps when nothing is,
+    /// and stops once the writer is gone and the queue is empty.
+    fn commit_thread(self: Arc<Shared>) {
+        let Committer::Thread(thread) = &self.committer else {
+            return;
+        };
+        let mut queue = lock(&self.queue);
+        loop {
+            if !queue.batches.is_empty() {
+                drop(queue);
+                self.commit_raw(&mut lock(&thread.held));
+                queue = lock(&self.queue);
+            } else if queue.thread.closed {
+                queue.thread.started = false;
+                return;
+            } else {
+                queue.thread.sleeping = true;
+                queue = thread.wake.wait(queue).unwrap_or_else(|e| e.into_inner());
+                queue.thread.sleeping = false;
+            }
+        }
+    }
+
+    /// PostgreSQL: takes the queue and commits it in one transaction, resolving it.
+    async fn commit_queued(&self, held: &mut HeldConnection) {
+        let Some(group) = self.take_queued() else {
+            return;
+        };
+        let result = held.apply(&self.run_id, &group.slices()).await;
+        self.resolve(group, result);
+    }
+
+    /// The committer task (PostgreSQL): commits until the queue is empty, then stops (a
+    /// later write starts another).
     async fn drain(self: Arc<Shared>) {
+        let Committer::Task(task) = &self.committer else {
+            return;
+        };
         loop {
             {
-                let mut held = self.held.lock().await;
+                let mut held = task.held.lock().await;
                 while !self.queue_is_empty() {
                     self.commit_queued(&mut held).await;
                 }
             }
-            self.draining.store(false, Ordering::SeqCst);
+            task.draining.store(false, Ordering::SeqCst);
             // A batch queued after the last look but before the flag dropped found the
             // flag set and started no committer: take it on.
             if self.queue_is_empty()
-                || self
+                || task
                     .draining
                     .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
                     .is_err()
@@ -156,52 +341,46 @@ impl Shared {
             }
         }
     }
+}
 
-    fn queue_is_empty(&self) -> bool {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .batches
-            .is_empty()
-    }
-
-    /// Starts a committer task unless one is running.
-    fn start_draining(self: &Arc<Shared>) {
-        // A plain load first: while a committer runs (most of a wave), no write to the flag's
-        // cache line, which the committer also uses.
-        if !self.draining.load(Ordering::SeqCst)
-            && self
-                .draining
-                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-        {
-            tokio::spawn(Arc::clone(self).drain());
+impl ThreadCommitter {
+    /// Copies SQLite's log into the database on a connection and thread of its own, off
+    /// the steps' path; one checkpoint at a time.
+    fn checkpoint_in_background(&self) {
+        if self.checkpointing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let path = self.path.clone();
+        let checkpointing = Arc::clone(&self.checkpointing);
+        let spawned = std::thread::Builder::new()
+            .name("galaxy-store-checkpoint".into())
+            .spawn(move || {
+                if let Ok(mut connection) = RawConnection::open(&path) {
+                    let _ = connection.checkpoint();
+                }
+                checkpointing.store(false, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            self.checkpointing.store(false, Ordering::SeqCst);
         }
     }
 }
 
-/// The run's connection, taken at the first write and kept until a checkpoint or the close.
+/// PostgreSQL: the run's connection, taken at the first write and kept.
 struct HeldConnection {
     store: Store,
     connection: Option<StoreConnection>,
-    /// Rows written since the last checkpoint.
-    unchecked_rows: usize,
 }
+
 impl HeldConnection {
-    /// Commits `writes` in one transaction (a failed connection is let go, the next group
+    /// Commits `batches` in one transaction (a failed connection is let go, the next group
     /// takes a fresh one).
     async fn apply(&mut self, run_id: &str, batches: &[&[Write]]) -> Result<(), String> {
-        let rows: usize = batches.iter().map(|batch| batch.len()).sum();
-        if rows == 0 {
+        if batches.iter().all(|batch| batch.is_empty()) {
             return Ok(());
         }
         if self.connection.is_none() {
-            let mut fresh = self.store.connection().await.map_err(|e| e.to_string())?;
-            fresh
-                .defer_checkpoints(true)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.connection = Some(fresh);
+            self.connection = Some(self.store.connection().await.map_err(|e| e.to_string())?);
         }
         let Some(connection) = &mut self.connection else {
             return Err("the store writer has no connection".into());
@@ -210,20 +389,7 @@ impl HeldConnection {
         if result.is_err() {
             self.connection = None;
         }
-        self.unchecked_rows += rows;
         result.map_err(|e| e.to_string())
-    }
-
-    /// Lets the connection go to a task that checkpoints SQLite's log and gives it back to
-    /// the pool as it was; the next commit takes a fresh connection.
-    fn checkpoint_in_background(&mut self) {
-        self.unchecked_rows = 0;
-        if let Some(mut connection) = self.connection.take() {
-            tokio::spawn(async move {
-                let _ = connection.checkpoint().await;
-                let _ = connection.defer_checkpoints(false).await;
-            });
-        }
     }
 }
 
@@ -232,16 +398,26 @@ impl Writer {
     pub(crate) fn new(store: Option<Store>, run_id: String) -> Writer {
         Writer {
             shared: store.map(|store| {
+                let committer = match store.sqlite_file() {
+                    Some(path) => Committer::Thread(ThreadCommitter {
+                        path,
+                        held: Mutex::new(RawHeld::default()),
+                        wake: Condvar::new(),
+                        checkpointing: Arc::new(AtomicBool::new(false)),
+                    }),
+                    None => Committer::Task(TaskCommitter {
+                        held: tokio::sync::Mutex::new(HeldConnection {
+                            store,
+                            connection: None,
+                        }),
+                        draining: AtomicBool::new(false),
+                    }),
+                };
                 Arc::new(Shared {
                     run_id,
                     queue: Mutex::new(Queue::default()),
                     resolved: watch::Sender::new(Resolved::default()),
-                    held: tokio::sync::Mutex::new(HeldConnection {
-                        store,
-                        connection: None,
-                        unchecked_rows: 0,
-                    }),
-                    draining: AtomicBool::new(false),
+                    committer,
                 })
             }),
             in_flight: Arc::new(AtomicUsize::new(0)),
@@ -262,16 +438,26 @@ impl Writer {
         let (ack, mut done) = oneshot::channel();
         shared.enqueue(writes, Some(ack));
         if self.in_flight.load(Ordering::SeqCst) > 1 {
-            // Other nodes may finish meanwhile: a committer task commits for all of them.
-            shared.start_draining();
+            // Other nodes may finish meanwhile: the committer commits for all of them.
+            shared.start_committing();
         } else {
-            let mut held = shared.held.lock().await;
-            // A commit before ours may have taken our batch with its group.
-            if let Ok(result) = done.try_recv() {
-                return result.map_err(StoreError::Corrupt);
+            match &shared.committer {
+                Committer::Thread(thread) => match thread.held.try_lock() {
+                    // Alone: the step commits on its own thread, with no hand-over.
+                    Ok(mut held) => shared.commit_raw(&mut held),
+                    // The committer thread is committing: it takes this batch next.
+                    Err(_) => shared.start_committing(),
+                },
+                Committer::Task(task) => {
+                    let mut held = task.held.lock().await;
+                    // A commit before ours may have taken our batch with its group.
+                    if let Ok(result) = done.try_recv() {
+                        return result.map_err(StoreError::Corrupt);
+                    }
+                    // Boxed: a commit's future is large, and would make every node's future so.
+                    Box::pin(shared.commit_queued(&mut held)).await;
+                }
             }
-            // Boxed: a commit's future is large, and would make every node's future so.
-            Box::pin(shared.commit_queued(&mut held)).await;
         }
         match done.await {
             Ok(result) => result.map_err(StoreError::Corrupt),
@@ -288,13 +474,13 @@ impl Writer {
         self.shared.is_some() && self.in_flight.load(Ordering::SeqCst) > 1
     }
 
-    /// Queues a batch for the committer task and returns at once. The batch is durable once
+    /// Queues a batch for the committer and returns at once. The batch is durable once
     /// [`Writer::resolved`] says its ticket is; whoever reports the step done waits for
     /// that. Without a store there is nothing to wait for (`None`).
     pub(crate) fn submit(&self, writes: Vec<Write>) -> Option<Ticket> {
         let shared = self.shared.as_ref()?;
         let ticket = Ticket(shared.enqueue(writes, None));
-        shared.start_draining();
+        shared.start_committing();
         Some(ticket)
     }
 
@@ -305,15 +491,35 @@ impl Writer {
             .map(|shared| shared.resolved.subscribe())
     }
 
-    /// Commits what is queued and lets the connection go (checkpointed in the background);
-    /// a later write takes a new one.
+    /// Commits what is queued; on SQLite, has the log checkpointed in the background.
     pub(crate) async fn close(&self) {
         let Some(shared) = &self.shared else {
             return;
         };
         let _ = self.write(Vec::new()).await;
-        let mut held = shared.held.lock().await;
-        held.checkpoint_in_background();
+        if let Committer::Thread(thread) = &shared.committer
+            && let Ok(mut held) = thread.held.try_lock()
+            && held.unchecked_rows > 0
+        {
+            held.unchecked_rows = 0;
+            thread.checkpoint_in_background();
+        }
+    }
+}
+
+impl Drop for Writer {
+    /// Lets the committer thread stop once it has committed what is queued.
+    fn drop(&mut self) {
+        if let Some(shared) = &self.shared
+            && let Committer::Thread(thread) = &shared.committer
+        {
+            let mut queue = lock(&shared.queue);
+            queue.thread.closed = true;
+            if queue.thread.sleeping {
+                queue.thread.sleeping = false;
+                thread.wake.notify_one();
+            }
+        }
     }
 }
 
@@ -397,7 +603,8 @@ mod tests {
         let _nodes: Vec<InFlight> = (0..2).map(|_| writer.node_started()).collect();
         assert!(writer.shared_commits());
         let mut resolved = writer.resolved().expect("a store");
-        // Batches of 1 to 40 rows (the raw path from 8 on), then one that fails.
+        // Batches of 1 to 40 rows, committed by the run's committer thread, then one that
+        // fails.
         let tickets: Vec<(Ticket, Vec<String>)> = (1..=40)
             .map(|n| {
                 let keys: Vec<String> = (0..n).map(|i| format!("b{n}-{i}")).collect();
@@ -453,12 +660,23 @@ mod tests {
             "nothing of the failed batch"
         );
         writer.close().await;
+        // Once the writer goes, its committer thread stops and lets the connection go.
+        let shared = Arc::downgrade(writer.shared.as_ref().expect("a store"));
+        drop(writer);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while shared.upgrade().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the committer thread outlived its writer"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn with_other_nodes_in_flight_a_committer_task_commits_every_batch_before_its_ack() {
+    async fn with_other_nodes_in_flight_the_committer_commits_every_batch_before_its_ack() {
         let dir = std::env::temp_dir().join(format!("galaxy-drain-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::open_sqlite_file(&dir.join("w.db"))

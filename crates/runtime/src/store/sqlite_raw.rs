@@ -1,0 +1,473 @@
+//! SQLite: a run writer's own connection, opened and driven through SQLite's C API.
+//!
+//! Through sqlx, every statement is a round trip to the connection's worker thread, and a
+//! row's values are copied into sqlx's arguments and again into the statement: about 3 µs
+//! a step row, and a transaction is three round trips or more. A wave of 1,000 finished
+//! steps shares two cores with the scheduler that is releasing them, so those microseconds
+//! show in the wave's makespan. This connection belongs to one writer (see
+//! `engine::writer`): it is opened on the store's file, each statement is prepared once and
+//! kept, values are bound without copies, and a group commit is `BEGIN`, the rows and
+//! `COMMIT` in one call on whichever thread holds the connection.
+//!
+//! Every batch written to a SQLite store goes through here: a run writer's commits, and
+//! [`super::Store::apply`] and [`super::StoreConnection`] on a blocking thread. It writes
+//! what PostgreSQL's path writes, with the same SQL and in the same order (rows gathered per
+//! table by [`super::Rows`]); the store test-suite runs on both backends.
+
+use std::ffi::{CStr, CString, c_int};
+use std::path::Path;
+use std::ptr::NonNull;
+
+use libsqlite3_sys as ffi;
+
+use super::{
+    ATTEMPT_COLUMNS, ATTEMPT_CONFLICT, AUDIT_COLUMNS, Rows, STEP_COLUMNS, STEP_CONFLICT,
+    StoreError, Write,
+};
+
+/// The statements a writer runs, each prepared at its first use.
+#[derive(Clone, Copy)]
+enum Sql {
+    UpsertStep,
+    UpsertAttempt,
+    InsertAudit,
+    DeleteApproval,
+    DeleteStep,
+    InsertApproval,
+    ReissueEffect,
+    InsertEffect,
+    EffectDone,
+    RunStatus,
+}
+
+const STATEMENTS: usize = 10;
+
+impl Sql {
+    fn text(self) -> String {
+        match self {
+            Sql::UpsertStep => format!(
+                "{STEP_COLUMNS}VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14){STEP_CONFLICT}"
+            ),
+            Sql::UpsertAttempt => format!(
+                "{ATTEMPT_COLUMNS}VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12){ATTEMPT_CONFLICT}"
+            ),
+            Sql::InsertAudit => format!("{AUDIT_COLUMNS}VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+            Sql::DeleteApproval => "DELETE FROM approvals WHERE run_id = ?1 AND step_key = ?2".into(),
+            Sql::DeleteStep => "DELETE FROM steps WHERE run_id = ?1 AND step_key = ?2".into(),
+            Sql::InsertApproval => "INSERT INTO approvals (run_id, step_key, tool, args_json, args_hash, reason, status, decided_by, note, requested_at, decided_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)".into(),
+            Sql::ReissueEffect => "UPDATE effects SET times_issued = times_issued + 1, last_issued_at = ?1, status = 'issued' WHERE idempotency_key = ?2".into(),
+            Sql::InsertEffect => "INSERT INTO effects (idempotency_key, run_id, step_key, tool, times_issued, status, first_issued_at, last_issued_at, args_hash) VALUES (?1, ?2, ?3, ?4, 1, 'issued', ?5, ?5, ?6)".into(),
+            Sql::EffectDone => "UPDATE effects SET status = 'done' WHERE idempotency_key = ?1".into(),
+            Sql::RunStatus => "UPDATE runs SET status = ?1, outcome = ?2, error = ?3, result_json = COALESCE(?4, result_json), updated_at = ?5 WHERE id = ?6".into(),
+        }
+    }
+}
+
+/// A value bound to a statement parameter. Text is bound without a copy: it must outlive
+/// the statement's run, which resets the statement before returning.
+enum Value<'a> {
+    Text(Option<&'a str>),
+    Int(i64),
+    Real(f64),
+}
+
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(value: &'a str) -> Self {
+        Value::Text(Some(value))
+    }
+}
+impl<'a> From<&'a String> for Value<'a> {
+    fn from(value: &'a String) -> Self {
+        Value::Text(Some(value))
+    }
+}
+impl<'a> From<&'a Option<String>> for Value<'a> {
+    fn from(value: &'a Option<String>) -> Self {
+        Value::Text(value.as_deref())
+    }
+}
+impl From<i64> for Value<'_> {
+    fn from(value: i64) -> Self {
+        Value::Int(value)
+    }
+}
+impl From<Option<i64>> for Value<'_> {
+    fn from(value: Option<i64>) -> Self {
+        match value {
+            Some(value) => Value::Int(value),
+            None => Value::Text(None),
+        }
+    }
+}
+impl From<f64> for Value<'_> {
+    fn from(value: f64) -> Self {
+        Value::Real(value)
+    }
+}
+
+/// A writer's connection to a SQLite store file, with its prepared statements.
+pub(crate) struct RawConnection {
+    db: NonNull<ffi::sqlite3>,
+    statements: [Option<NonNull<ffi::sqlite3_stmt>>; STATEMENTS],
+}
+
+impl std::fmt::Debug for RawConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawConnection")
+    }
+}
+
+// SAFETY: the connection is opened in SQLite's multi-thread mode: it may move between
+// threads as long as one thread uses it at a time, which `&mut self` on every method
+// guarantees (writers keep it behind a mutex).
+unsafe impl Send for RawConnection {}
+
+impl Drop for RawConnection {
+    fn drop(&mut self) {
+        // SAFETY: every statement was prepared on `db` and is finalized once, before the
+        // handle is closed, once.
+        unsafe {
+            for stmt in self.statements.iter().flatten() {
+                ffi::sqlite3_finalize(stmt.as_ptr());
+            }
+            ffi::sqlite3_close(self.db.as_ptr());
+        }
+    }
+}
+
+/// SQLite's message for the last error on `db`.
+fn error(db: NonNull<ffi::sqlite3>, what: &str, code: c_int) -> StoreError {
+    // SAFETY: `db` is a live handle used by this thread alone; `sqlite3_errmsg` returns a
+    // NUL-terminated string owned by SQLite, valid until the next call on the handle, and
+    // copied at once.
+    let message = unsafe {
+        let text = ffi::sqlite3_errmsg(db.as_ptr());
+        if text.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(text).to_string_lossy().into_owned()
+        }
+    };
+    StoreError::Sqlite(format!("{what} failed (SQLite code {code}): {message}"))
+}
+
+impl RawConnection {
+    /// Opens the store file at `path` (which its pool has created and migrated) with the
+    /// pool's settings: WAL, `synchronous = NORMAL`, a 30-second busy timeout. Commits on it
+    /// do not checkpoint the log; its writer has that done off the steps' path.
+    pub(crate) fn open(path: &Path) -> Result<RawConnection, StoreError> {
+        let name = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
+            StoreError::Sqlite(format!("store path {} holds a NUL byte", path.display()))
+        })?;
+        let mut db = std::ptr::null_mut();
+        // SAFETY: `name` is NUL-terminated; `db` receives the handle, which SQLite allocates
+        // even when the open fails (it must then be closed).
+        let code = unsafe {
+            ffi::sqlite3_open_v2(
+                name.as_ptr(),
+                &mut db,
+                ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_NOMUTEX,
+                std::ptr::null(),
+            )
+        };
+        let Some(db) = NonNull::new(db) else {
+            return Err(StoreError::Sqlite(format!(
+                "could not open {} (SQLite code {code})",
+                path.display()
+            )));
+        };
+        let connection = RawConnection {
+            db,
+            statements: [None; STATEMENTS],
+        };
+        if code != ffi::SQLITE_OK {
+            return Err(error(db, &format!("opening {}", path.display()), code));
+        }
+        // SAFETY: the handle is live.
+        unsafe {
+            ffi::sqlite3_busy_timeout(db.as_ptr(), 30_000);
+        }
+        connection.execute(c"PRAGMA synchronous = NORMAL")?;
+        connection.execute(c"PRAGMA foreign_keys = ON")?;
+        connection.execute(c"PRAGMA wal_autocheckpoint = 0")?;
+        Ok(connection)
+    }
+
+    /// Runs one SQL statement without results.
+    fn execute(&self, sql: &CStr) -> Result<(), StoreError> {
+        // SAFETY: the handle is live; `sql` is NUL-terminated; no callback.
+        let code = unsafe {
+            ffi::sqlite3_exec(
+                self.db.as_ptr(),
+                sql.as_ptr(),
+                None,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        if code == ffi::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(error(self.db, &sql.to_string_lossy(), code))
+        }
+    }
+
+    /// The prepared statement for `sql`, prepared at its first use.
+    fn statement(&mut self, sql: Sql) -> Result<NonNull<ffi::sqlite3_stmt>, StoreError> {
+        if let Some(stmt) = self.statements[sql as usize] {
+            return Ok(stmt);
+        }
+        let text = sql.text();
+        let length = c_int::try_from(text.len())
+            .map_err(|_| StoreError::Sqlite("statement too long".into()))?;
+        let mut stmt = std::ptr::null_mut();
+        // SAFETY: the handle is live; `text` is valid for `length` bytes; `stmt` receives
+        // the statement (or null); `PERSISTENT`: it is kept for the connection's life.
+        let code = unsafe {
+            ffi::sqlite3_prepare_v3(
+                self.db.as_ptr(),
+                text.as_ptr().cast(),
+                length,
+                ffi::SQLITE_PREPARE_PERSISTENT,
+                &mut stmt,
+                std::ptr::null_mut(),
+            )
+        };
+        match NonNull::new(stmt) {
+            Some(stmt) if code == ffi::SQLITE_OK => {
+                self.statements[sql as usize] = Some(stmt);
+                Ok(stmt)
+            }
+            Some(stmt) => {
+                let failure = error(self.db, "preparing a statement", code);
+                // SAFETY: the statement was just prepared and is finalized once.
+                unsafe {
+                    ffi::sqlite3_finalize(stmt.as_ptr());
+                }
+                Err(failure)
+            }
+            None => Err(error(self.db, "preparing a statement", code)),
+        }
+    }
+
+    /// Runs `sql` with `values` bound to its parameters, in order, and returns how many
+    /// rows it changed. The statement is reset and its bindings cleared before this returns,
+    /// so SQLite keeps no pointer into `values`.
+    fn run(&mut self, sql: Sql, values: &[Value<'_>]) -> Result<u64, StoreError> {
+        let stmt = self.statement(sql)?;
+        let bound = values.iter().enumerate().try_for_each(|(at, value)| {
+            let index = at as c_int + 1;
+            // SAFETY: the statement is live; text bytes are valid for their length and
+            // outlive the binding (`SQLITE_STATIC`), which is cleared below before `values`
+            // can go.
+            let code = unsafe {
+                match value {
+                    Value::Text(Some(text)) => {
+                        let length = c_int::try_from(text.len())
+                            .map_err(|_| StoreError::Sqlite("value too long".into()))?;
+                        ffi::sqlite3_bind_text(
+                            stmt.as_ptr(),
+                            index,
+                            text.as_ptr().cast(),
+                            length,
+                            ffi::SQLITE_STATIC(),
+                        )
+                    }
+                    Value::Text(None) => ffi::sqlite3_bind_null(stmt.as_ptr(), index),
+                    Value::Int(int) => ffi::sqlite3_bind_int64(stmt.as_ptr(), index, *int),
+                    Value::Real(real) => ffi::sqlite3_bind_double(stmt.as_ptr(), index, *real),
+                }
+            };
+            if code == ffi::SQLITE_OK {
+                Ok(())
+            } else {
+                Err(error(self.db, "binding a value", code))
+            }
+        });
+        // SAFETY: the statement is live and every parameter is bound (or the binding
+        // failed and the statement is not stepped).
+        let code = match bound {
+            Ok(()) => unsafe { ffi::sqlite3_step(stmt.as_ptr()) },
+            Err(_) => ffi::SQLITE_MISUSE,
+        };
+        let result = match bound {
+            Err(failure) => Err(failure),
+            Ok(()) if code == ffi::SQLITE_DONE || code == ffi::SQLITE_ROW => {
+                // SAFETY: the handle is live.
+                Ok(unsafe { ffi::sqlite3_changes64(self.db.as_ptr()) } as u64)
+            }
+            Ok(()) => Err(error(self.db, "a write", code)),
+        };
+        // SAFETY: the statement is live; reset and clearing the bindings drop SQLite's
+        // pointers into `values` before they go.
+        unsafe {
+            ffi::sqlite3_reset(stmt.as_ptr());
+            ffi::sqlite3_clear_bindings(stmt.as_ptr());
+        }
+        result
+    }
+
+    /// Applies batches of run `run_id` as one: a lone step row autocommits, anything else
+    /// is one transaction, rolled back if any write fails.
+    pub(crate) fn apply_batches(
+        &mut self,
+        run_id: &str,
+        batches: &[&[Write]],
+    ) -> Result<(), StoreError> {
+        if let [[Write::Step(step, attempts)]] = batches
+            && attempts.is_empty()
+        {
+            return self.upsert_step(run_id, step).map(drop);
+        }
+        if batches.iter().all(|batch| batch.is_empty()) {
+            return Ok(());
+        }
+        self.execute(c"BEGIN IMMEDIATE")?;
+        let result = self
+            .write_rows(run_id, Rows::gather(batches.iter().flat_map(|b| b.iter())))
+            .and_then(|()| self.execute(c"COMMIT"));
+        // SAFETY: the handle is live.
+        if result.is_err() && unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) } == 0 {
+            let _ = self.execute(c"ROLLBACK");
+        }
+        result
+    }
+
+    fn upsert_step(&mut self, run_id: &str, step: &super::StepRecord) -> Result<u64, StoreError> {
+        self.run(
+            Sql::UpsertStep,
+            &[
+                run_id.into(),
+                (&step.key).into(),
+                (&step.node).into(),
+                (&step.status).into(),
+                step.attempts.into(),
+                step.started_at.into(),
+                step.ended_at.into(),
+                (&step.output_json).into(),
+                step.input_tokens.into(),
+                step.output_tokens.into(),
+                step.cost.into(),
+                (&step.error).into(),
+                (&step.model).into(),
+                (&step.detail_json).into(),
+            ],
+        )
+    }
+
+    fn write_rows(&mut self, run_id: &str, rows: Rows<'_>) -> Result<(), StoreError> {
+        for step in rows.steps {
+            self.upsert_step(run_id, step)?;
+        }
+        for attempt in rows.attempts {
+            self.run(
+                Sql::UpsertAttempt,
+                &[
+                    run_id.into(),
+                    (&attempt.key).into(),
+                    attempt.attempt.into(),
+                    (&attempt.status).into(),
+                    attempt.started_at.into(),
+                    attempt.ended_at.into(),
+                    attempt.input_tokens.into(),
+                    attempt.output_tokens.into(),
+                    attempt.cost.into(),
+                    (&attempt.model).into(),
+                    (&attempt.error).into(),
+                    (&attempt.detail_json).into(),
+                ],
+            )?;
+        }
+        for event in rows.audit {
+            self.run(
+                Sql::InsertAudit,
+                &[
+                    run_id.into(),
+                    event.seq.into(),
+                    event.at.into(),
+                    (&event.kind).into(),
+                    (&event.step_key).into(),
+                    (&event.detail).into(),
+                ],
+            )?;
+        }
+        for write in rows.others {
+            match write {
+                Write::Step(..) | Write::Attempt(_) | Write::Audit(_) => {}
+                Write::Approval(approval) => {
+                    let key = [run_id.into(), (&approval.key).into()];
+                    self.run(Sql::DeleteApproval, &key)?;
+                    if approval.status == "pending" {
+                        self.run(Sql::DeleteStep, &key)?;
+                    }
+                    self.run(
+                        Sql::InsertApproval,
+                        &[
+                            run_id.into(),
+                            (&approval.key).into(),
+                            (&approval.tool).into(),
+                            (&approval.args_json).into(),
+                            (&approval.args_hash).into(),
+                            (&approval.reason).into(),
+                            (&approval.status).into(),
+                            (&approval.decided_by).into(),
+                            (&approval.note).into(),
+                            approval.requested_at.into(),
+                            approval.decided_at.into(),
+                        ],
+                    )?;
+                }
+                Write::EffectIssued {
+                    key,
+                    step_key,
+                    tool,
+                    at,
+                    args_hash,
+                } => {
+                    if self.run(Sql::ReissueEffect, &[(*at).into(), key.into()])? == 0 {
+                        self.run(
+                            Sql::InsertEffect,
+                            &[
+                                key.into(),
+                                run_id.into(),
+                                step_key.into(),
+                                tool.into(),
+                                (*at).into(),
+                                args_hash.into(),
+                            ],
+                        )?;
+                    }
+                }
+                Write::EffectDone { key } => {
+                    self.run(Sql::EffectDone, &[key.into()])?;
+                }
+                Write::RunStatus {
+                    status,
+                    outcome,
+                    error,
+                    result_json,
+                    at,
+                } => {
+                    self.run(
+                        Sql::RunStatus,
+                        &[
+                            status.into(),
+                            outcome.into(),
+                            error.into(),
+                            result_json.into(),
+                            (*at).into(),
+                            run_id.into(),
+                        ],
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies what the WAL holds into the database, without waiting for readers (a passive
+    /// checkpoint).
+    pub(crate) fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.execute(c"PRAGMA wal_checkpoint(PASSIVE)")
+    }
+}
