@@ -263,7 +263,9 @@ pub struct Engine {
     pub(crate) mocks: HashMap<String, dsl_syntax::ast::Expr>,
     /// The knowledge sources, files read at the start.
     pub(crate) knowledge: crate::knowledge::Library,
-    pub(crate) http: reqwest::Client,
+    /// The HTTP client, built at the first real call: building one loads the system's root
+    /// certificates, which a simulated run never needs.
+    http: std::sync::OnceLock<reqwest::Client>,
     pub(crate) providers: Mutex<HashMap<String, Arc<dyn crate::providers::ModelProvider>>>,
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) counters: Mutex<Counters>,
@@ -286,6 +288,11 @@ pub struct NewRun<'a> {
 }
 
 impl Engine {
+    /// The HTTP client for providers, tools and knowledge, built at its first use.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(reqwest::Client::new)
+    }
+
     /// Checks, lowers and records a new run; the engine is ready to [`Engine::execute`].
     pub async fn start(
         store: Option<Store>,
@@ -503,7 +510,7 @@ impl Engine {
             prices,
             mocks,
             knowledge: crate::knowledge::Library::default(),
-            http: reqwest::Client::new(),
+            http: std::sync::OnceLock::new(),
             providers: Mutex::new(HashMap::new()),
             progress: None,
             counters: Mutex::new(Counters::default()),

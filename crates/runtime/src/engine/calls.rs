@@ -1182,7 +1182,7 @@ impl Engine {
             &provider.provider,
             provider.base_url.as_deref(),
             key,
-            self.http.clone(),
+            self.http().clone(),
         )?;
         cache.insert(cache_key, Arc::clone(&client));
         Ok(client)
@@ -1244,7 +1244,7 @@ impl Engine {
     ) -> Result<knowledge::Document, Failure> {
         let what = format!("knowledge `{source}`: {url}");
         let mut response = self
-            .http
+            .http()
             .get(parsed)
             .timeout(Duration::from_secs(30))
             .send()
@@ -1588,7 +1588,7 @@ impl Engine {
         }
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|e| Failure::new("permanent", e.to_string()))?;
-        let mut builder = self.http.request(method, parsed).timeout(timeout);
+        let mut builder = self.http().request(method, parsed).timeout(timeout);
         for (name, value) in &headers {
             if !value.is_null() {
                 builder = builder.header(name.as_str(), eval::display(value));
