@@ -735,6 +735,17 @@ impl Store {
         }
     }
 
+    /// SQLite: copies what the log (WAL) holds into the database, without waiting for
+    /// readers (a passive checkpoint). Nothing to do on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if let Store::Sqlite(pool) = self {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The backend's name (`sqlite`, `postgres`).
     pub fn backend(&self) -> &'static str {
         match self {

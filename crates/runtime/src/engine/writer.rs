@@ -104,6 +104,10 @@ struct ThreadCommitter {
     held: Mutex<RawHeld>,
     /// Wakes the committer thread when it sleeps (with `Queue::thread`).
     wake: Condvar,
+    /// The store, whose pool checkpoints the log (see [`ThreadCommitter::checkpoint_in_background`]).
+    store: Store,
+    /// The runtime the writer was made on, where checkpoints run.
+    runtime: Option<tokio::runtime::Handle>,
     /// Whether a checkpoint of the log is running.
     checkpointing: Arc<AtomicBool>,
 }
@@ -344,24 +348,36 @@ impl Shared {
 }
 
 impl ThreadCommitter {
-    /// Copies SQLite's log into the database on a connection and thread of its own, off
-    /// the steps' path; one checkpoint at a time.
+    /// Copies SQLite's log into the database off the steps' path, one checkpoint at a time:
+    /// a task on one of the pool's connections (so closing the store waits for it), or,
+    /// made outside a runtime, a thread with a connection of its own.
     fn checkpoint_in_background(&self) {
         if self.checkpointing.swap(true, Ordering::SeqCst) {
             return;
         }
-        let path = self.path.clone();
         let checkpointing = Arc::clone(&self.checkpointing);
-        let spawned = std::thread::Builder::new()
-            .name("galaxy-store-checkpoint".into())
-            .spawn(move || {
-                if let Ok(mut connection) = RawConnection::open(&path) {
-                    let _ = connection.checkpoint();
+        match &self.runtime {
+            Some(runtime) => {
+                let store = self.store.clone();
+                runtime.spawn(async move {
+                    let _ = store.checkpoint().await;
+                    checkpointing.store(false, Ordering::SeqCst);
+                });
+            }
+            None => {
+                let path = self.path.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("galaxy-store-checkpoint".into())
+                    .spawn(move || {
+                        if let Ok(mut connection) = RawConnection::open(&path) {
+                            let _ = connection.checkpoint();
+                        }
+                        checkpointing.store(false, Ordering::SeqCst);
+                    });
+                if spawned.is_err() {
+                    self.checkpointing.store(false, Ordering::SeqCst);
                 }
-                checkpointing.store(false, Ordering::SeqCst);
-            });
-        if spawned.is_err() {
-            self.checkpointing.store(false, Ordering::SeqCst);
+            }
         }
     }
 }
@@ -403,6 +419,8 @@ impl Writer {
                         path,
                         held: Mutex::new(RawHeld::default()),
                         wake: Condvar::new(),
+                        store,
+                        runtime: tokio::runtime::Handle::try_current().ok(),
                         checkpointing: Arc::new(AtomicBool::new(false)),
                     }),
                     None => Committer::Task(TaskCommitter {
@@ -491,18 +509,21 @@ impl Writer {
             .map(|shared| shared.resolved.subscribe())
     }
 
-    /// Commits what is queued; on SQLite, has the log checkpointed in the background.
+    /// Commits what is queued; on SQLite, lets the connection go and has the log
+    /// checkpointed in the background.
     pub(crate) async fn close(&self) {
         let Some(shared) = &self.shared else {
             return;
         };
         let _ = self.write(Vec::new()).await;
-        if let Committer::Thread(thread) = &shared.committer
-            && let Ok(mut held) = thread.held.try_lock()
-            && held.unchecked_rows > 0
-        {
-            held.unchecked_rows = 0;
-            thread.checkpoint_in_background();
+        if let Committer::Thread(thread) = &shared.committer {
+            // The connection goes with the writer; a later write opens another.
+            let mut held = lock(&thread.held);
+            held.connection = None;
+            if held.unchecked_rows > 0 {
+                held.unchecked_rows = 0;
+                thread.checkpoint_in_background();
+            }
         }
     }
 }
