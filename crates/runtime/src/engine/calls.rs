@@ -616,7 +616,9 @@ impl Engine {
                     .text_of(prompt.as_ref(), &ctx.locals)?
                     .unwrap_or_default();
                 let extra = self.text_of(instructions.as_ref(), &ctx.locals)?;
-                self.ask(
+                // Boxed, as a route is: a model call's future is large, and would make every
+                // leaf's future (a simulated tool step's too) so.
+                Box::pin(self.ask(
                     target,
                     target,
                     &prompt,
@@ -626,7 +628,7 @@ impl Engine {
                     key,
                     node,
                     attempts,
-                )
+                ))
                 .await
             }
             NodeKind::Route {
@@ -635,7 +637,7 @@ impl Engine {
                 prompt,
                 instructions,
                 cite,
-            } => {
+            } => Box::pin(async move {
                 let prompt = self
                     .text_of(prompt.as_ref(), &ctx.locals)?
                     .unwrap_or_default();
@@ -697,7 +699,8 @@ impl Engine {
                     detail.insert("routed_to".into(), Value::String(specialist));
                 }
                 Ok(done)
-            }
+            })
+            .await,
             NodeKind::Compute { expr, .. } => {
                 let mut results: HashMap<(u32, u32), Value> = HashMap::new();
                 for (n, call) in eval::tool_calls(expr).into_iter().enumerate() {
@@ -1401,7 +1404,9 @@ impl Engine {
             }
             let started = now_ms();
             let timeout = tool_timeout(info);
-            let call = self.real_tool_call(info, &args, effect_key.as_deref(), timeout);
+            // Boxed: an HTTP request's future is large, and would make every tool step's
+            // future (simulated ones too) so.
+            let call = Box::pin(self.real_tool_call(info, &args, effect_key.as_deref(), timeout));
             let result = match tokio::time::timeout(timeout, call).await {
                 Ok(result) => result,
                 Err(_) => Err(Failure::new("timeout", tool_timed_out(timeout))),
