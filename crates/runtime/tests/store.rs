@@ -389,6 +389,21 @@ async fn suite(store: Store) {
     store.close().await;
 }
 
+/// `sqlite::memory:`: one database shared by the pool's connections, which the writes (on a
+/// connection of their own, through SQLite's C API) must reach too, leaving no file behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_memory_sqlite_store_passes_the_store_suite() {
+    let store = Store::open("sqlite::memory:").await.expect("opens");
+    suite(store).await;
+    assert!(
+        std::fs::read_dir(".")
+            .expect("the test's directory")
+            .flatten()
+            .all(|entry| !entry.file_name().to_string_lossy().starts_with("file:")),
+        "no file for an in-memory store"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_store_suite() {
     let dir = std::env::temp_dir().join(format!("galaxy-store-suite-{}", std::process::id()));

@@ -105,6 +105,9 @@ impl From<f64> for Value<'_> {
     }
 }
 
+/// How sqlx names the shared in-memory database behind `sqlite::memory:`.
+const IN_MEMORY: &[u8] = b"file:sqlx-in-memory-";
+
 /// A writer's connection to a SQLite store file, with its prepared statements.
 pub(crate) struct RawConnection {
     db: NonNull<ffi::sqlite3>,
@@ -156,20 +159,20 @@ impl RawConnection {
     /// pool's settings: WAL, `synchronous = NORMAL`, a 30-second busy timeout. Commits on it
     /// do not checkpoint the log; its writer has that done off the steps' path.
     pub(crate) fn open(path: &Path) -> Result<RawConnection, StoreError> {
-        let name = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
+        let bytes = path.as_os_str().as_encoded_bytes();
+        let name = CString::new(bytes).map_err(|_| {
             StoreError::Sqlite(format!("store path {} holds a NUL byte", path.display()))
         })?;
+        let mut flags = ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_NOMUTEX;
+        // `sqlite::memory:` is a database shared by the pool's connections under this name
+        // (sqlx's); opened the same way, it is the same database.
+        if bytes.starts_with(IN_MEMORY) {
+            flags |= ffi::SQLITE_OPEN_URI | ffi::SQLITE_OPEN_MEMORY | ffi::SQLITE_OPEN_SHAREDCACHE;
+        }
         let mut db = std::ptr::null_mut();
         // SAFETY: `name` is NUL-terminated; `db` receives the handle, which SQLite allocates
         // even when the open fails (it must then be closed).
-        let code = unsafe {
-            ffi::sqlite3_open_v2(
-                name.as_ptr(),
-                &mut db,
-                ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_NOMUTEX,
-                std::ptr::null(),
-            )
-        };
+        let code = unsafe { ffi::sqlite3_open_v2(name.as_ptr(), &mut db, flags, std::ptr::null()) };
         let Some(db) = NonNull::new(db) else {
             return Err(StoreError::Sqlite(format!(
                 "could not open {} (SQLite code {code})",
