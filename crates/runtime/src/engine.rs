@@ -158,6 +158,13 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A value as compact JSON text, written straight into a buffer: `Value::to_string` goes
+/// through the formatting machinery, about three times slower, and runs for every step's
+/// output and trace detail.
+pub(crate) fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 /// The SHA-256 of `text`, hex.
 pub fn sha256_hex(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());

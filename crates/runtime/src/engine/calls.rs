@@ -347,7 +347,7 @@ impl Engine {
                     Detail::Text(text) => text,
                     Detail::Doc(mut doc) => {
                         crate::redact::redact_value_in_place(&mut doc, self.redact_trace);
-                        doc.to_string()
+                        super::json_text(&doc)
                     }
                 };
                 let record = StepRecord {
@@ -357,7 +357,7 @@ impl Engine {
                     attempts: attempts.len() as i64 + 1,
                     started_at: started,
                     ended_at: ended,
-                    output_json: Some(done.value.to_string()),
+                    output_json: Some(super::json_text(&done.value)),
                     input_tokens: done.input_tokens as i64,
                     output_tokens: done.output_tokens as i64,
                     cost: done.cost,
@@ -592,7 +592,7 @@ impl Engine {
                 let detail = {
                     let mut doc = serde_json::json!({ "tool": tool, "args": args, "span": [node.span.start, node.span.end] });
                     crate::redact::redact_value_in_place(&mut doc, self.redact_trace);
-                    Detail::Text(doc.to_string())
+                    Detail::Text(super::json_text(&doc))
                 };
                 let (value, effect) = self.call_tool(tool, args, key, attempts).await?;
                 Ok(LeafDone {
@@ -826,7 +826,7 @@ impl Engine {
                     attempts: attempts.len() as i64 + 1,
                     started_at: started,
                     ended_at: now_ms(),
-                    output_json: Some(value.to_string()),
+                    output_json: Some(super::json_text(&value)),
                     input_tokens: done.input_tokens as i64,
                     output_tokens: done.output_tokens as i64,
                     cost: done.cost,

@@ -454,7 +454,7 @@ impl Engine {
             attempts,
             started_at,
             ended_at,
-            output_json: output.map(Value::to_string),
+            output_json: output.map(super::json_text),
             input_tokens: 0,
             output_tokens: 0,
             cost: 0.0,
