@@ -63,7 +63,9 @@ impl RateLimits {
         let Some(limit) = self.tools.get(tool) else {
             return Ok(());
         };
-        limit.go(tool).await
+        // Boxed: the queue's future is large, and every tool call's future would hold room
+        // for it, limited or not.
+        Box::pin(limit.go(tool)).await
     }
 }
 
