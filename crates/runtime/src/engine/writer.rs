@@ -104,7 +104,8 @@ struct ThreadCommitter {
     held: Mutex<RawHeld>,
     /// Wakes the committer thread when it sleeps (with `Queue::thread`).
     wake: Condvar,
-    /// The store, whose pool checkpoints the log (see [`ThreadCommitter::checkpoint_in_background`]).
+    /// The store, whose pool checkpoints the log
+    /// (see [`ThreadCommitter::checkpoint_in_background`]).
     store: Store,
     /// The runtime the writer was made on, where checkpoints run.
     runtime: Option<tokio::runtime::Handle>,
