@@ -396,6 +396,17 @@ const ATTEMPT_COLUMNS: &str = "INSERT INTO attempts (run_id, step_key, attempt, 
 const ATTEMPT_CONFLICT: &str = " ON CONFLICT (run_id, step_key, attempt) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost = excluded.cost, model = excluded.model, error = excluded.error, detail_json = excluded.detail_json";
 const AUDIT_COLUMNS: &str = "INSERT INTO audit (run_id, seq, at, kind, step_key, detail) ";
 
+/// The statements both backends run one row at a time. SQLite numbers `$N` parameters in
+/// the order they first appear, which here is their number, so the SQLite path binds the
+/// same values in the same places.
+const DELETE_APPROVAL: &str = "DELETE FROM approvals WHERE run_id = $1 AND step_key = $2";
+const DELETE_STEP: &str = "DELETE FROM steps WHERE run_id = $1 AND step_key = $2";
+const INSERT_APPROVAL: &str = "INSERT INTO approvals (run_id, step_key, tool, args_json, args_hash, reason, status, decided_by, note, requested_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+const REISSUE_EFFECT: &str = "UPDATE effects SET times_issued = times_issued + 1, last_issued_at = $1, status = 'issued' WHERE idempotency_key = $2";
+const INSERT_EFFECT: &str = "INSERT INTO effects (idempotency_key, run_id, step_key, tool, times_issued, status, first_issued_at, last_issued_at, args_hash) VALUES ($1, $2, $3, $4, 1, 'issued', $5, $5, $6)";
+const EFFECT_DONE: &str = "UPDATE effects SET status = 'done' WHERE idempotency_key = $1";
+const RUN_STATUS: &str = "UPDATE runs SET status = $1, outcome = $2, error = $3, result_json = COALESCE($4, result_json), updated_at = $5 WHERE id = $6";
+
 /// Writes `rows` of one table with multi-row statements on connection `conn`.
 macro_rules! insert_rows {
     ($conn:expr, $rows:expr, $columns:expr, $conflict:expr, |$b:ident, $row:ident| $bind:expr) => {{
@@ -499,21 +510,19 @@ async fn apply_postgres(
         match write {
             Write::Step(..) | Write::Attempt(_) | Write::Audit(_) => {}
             Write::Approval(approval) => {
-                sqlx::query("DELETE FROM approvals WHERE run_id = $1 AND step_key = $2")
+                sqlx::query(DELETE_APPROVAL)
                     .bind(run_id)
                     .bind(&approval.key)
                     .execute(&mut *tx)
                     .await?;
                 if approval.status == "pending" {
-                    sqlx::query("DELETE FROM steps WHERE run_id = $1 AND step_key = $2")
+                    sqlx::query(DELETE_STEP)
                         .bind(run_id)
                         .bind(&approval.key)
                         .execute(&mut *tx)
                         .await?;
                 }
-                sqlx::query(
-                        "INSERT INTO approvals (run_id, step_key, tool, args_json, args_hash, reason, status, decided_by, note, requested_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    )
+                sqlx::query(INSERT_APPROVAL)
                     .bind(run_id)
                     .bind(&approval.key)
                     .bind(&approval.tool)
@@ -535,17 +544,13 @@ async fn apply_postgres(
                 at,
                 args_hash,
             } => {
-                let updated = sqlx::query(
-                        "UPDATE effects SET times_issued = times_issued + 1, last_issued_at = $1, status = 'issued' WHERE idempotency_key = $2",
-                    )
+                let updated = sqlx::query(REISSUE_EFFECT)
                     .bind(*at)
                     .bind(key)
                     .execute(&mut *tx)
                     .await?;
                 if updated.rows_affected() == 0 {
-                    sqlx::query(
-                            "INSERT INTO effects (idempotency_key, run_id, step_key, tool, times_issued, status, first_issued_at, last_issued_at, args_hash) VALUES ($1, $2, $3, $4, 1, 'issued', $5, $5, $6)",
-                        )
+                    sqlx::query(INSERT_EFFECT)
                         .bind(key)
                         .bind(run_id)
                         .bind(step_key)
@@ -557,10 +562,7 @@ async fn apply_postgres(
                 }
             }
             Write::EffectDone { key } => {
-                sqlx::query("UPDATE effects SET status = 'done' WHERE idempotency_key = $1")
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(EFFECT_DONE).bind(key).execute(&mut *tx).await?;
             }
             Write::RunStatus {
                 status,
@@ -569,9 +571,7 @@ async fn apply_postgres(
                 result_json,
                 at,
             } => {
-                sqlx::query(
-                        "UPDATE runs SET status = $1, outcome = $2, error = $3, result_json = COALESCE($4, result_json), updated_at = $5 WHERE id = $6",
-                    )
+                sqlx::query(RUN_STATUS)
                     .bind(status)
                     .bind(outcome)
                     .bind(error)

@@ -21,7 +21,8 @@ use std::ptr::NonNull;
 use libsqlite3_sys as ffi;
 
 use super::{
-    ATTEMPT_COLUMNS, ATTEMPT_CONFLICT, AUDIT_COLUMNS, Rows, STEP_COLUMNS, STEP_CONFLICT,
+    ATTEMPT_COLUMNS, ATTEMPT_CONFLICT, AUDIT_COLUMNS, DELETE_APPROVAL, DELETE_STEP, EFFECT_DONE,
+    INSERT_APPROVAL, INSERT_EFFECT, REISSUE_EFFECT, RUN_STATUS, Rows, STEP_COLUMNS, STEP_CONFLICT,
     StoreError, Write,
 };
 
@@ -46,19 +47,19 @@ impl Sql {
     fn text(self) -> String {
         match self {
             Sql::UpsertStep => format!(
-                "{STEP_COLUMNS}VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14){STEP_CONFLICT}"
+                "{STEP_COLUMNS}VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14){STEP_CONFLICT}"
             ),
             Sql::UpsertAttempt => format!(
-                "{ATTEMPT_COLUMNS}VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12){ATTEMPT_CONFLICT}"
+                "{ATTEMPT_COLUMNS}VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12){ATTEMPT_CONFLICT}"
             ),
-            Sql::InsertAudit => format!("{AUDIT_COLUMNS}VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-            Sql::DeleteApproval => "DELETE FROM approvals WHERE run_id = ?1 AND step_key = ?2".into(),
-            Sql::DeleteStep => "DELETE FROM steps WHERE run_id = ?1 AND step_key = ?2".into(),
-            Sql::InsertApproval => "INSERT INTO approvals (run_id, step_key, tool, args_json, args_hash, reason, status, decided_by, note, requested_at, decided_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)".into(),
-            Sql::ReissueEffect => "UPDATE effects SET times_issued = times_issued + 1, last_issued_at = ?1, status = 'issued' WHERE idempotency_key = ?2".into(),
-            Sql::InsertEffect => "INSERT INTO effects (idempotency_key, run_id, step_key, tool, times_issued, status, first_issued_at, last_issued_at, args_hash) VALUES (?1, ?2, ?3, ?4, 1, 'issued', ?5, ?5, ?6)".into(),
-            Sql::EffectDone => "UPDATE effects SET status = 'done' WHERE idempotency_key = ?1".into(),
-            Sql::RunStatus => "UPDATE runs SET status = ?1, outcome = ?2, error = ?3, result_json = COALESCE(?4, result_json), updated_at = ?5 WHERE id = ?6".into(),
+            Sql::InsertAudit => format!("{AUDIT_COLUMNS}VALUES ($1, $2, $3, $4, $5, $6)"),
+            Sql::DeleteApproval => DELETE_APPROVAL.into(),
+            Sql::DeleteStep => DELETE_STEP.into(),
+            Sql::InsertApproval => INSERT_APPROVAL.into(),
+            Sql::ReissueEffect => REISSUE_EFFECT.into(),
+            Sql::InsertEffect => INSERT_EFFECT.into(),
+            Sql::EffectDone => EFFECT_DONE.into(),
+            Sql::RunStatus => RUN_STATUS.into(),
         }
     }
 }
