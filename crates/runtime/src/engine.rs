@@ -638,6 +638,11 @@ impl Engine {
         *self.cancel.borrow()
     }
 
+    /// Whether steps in flight must stop: the run is cancelled, or its switch is gone.
+    pub(crate) fn cancel_requested(&self) -> bool {
+        self.cancelled() || self.cancel.has_changed().is_err()
+    }
+
     pub(crate) fn audit_write(&self, kind: &str, step: Option<&str>, detail: String) -> Write {
         Write::Audit(AuditRecord {
             seq: self.audit_seq.fetch_add(1, Ordering::SeqCst),

@@ -388,3 +388,63 @@ async fn a_wide_wave_is_dispatched_as_the_concurrency_allows() {
     assert!(most < 150, "{most} steps started at once");
     assert_eq!(stored, 301);
 }
+
+/// Cancelling a run reaches every step in flight at once, at any depth: a wave of slow
+/// top-level steps and the items of a map in flight all stop long before their latency, each
+/// recorded as interrupted, and the run is `interrupted`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_run_stops_every_step_in_flight_at_once() {
+    let sandbox = Sandbox::new("scheduling-cancel").await;
+    let source = r#"pack cancel_test {
+  language "0.1"
+  tool slow(n: Int) -> Int {
+    scope: read
+    sim: n
+    sim_latency: 60s
+  }
+  flow {
+    step a = slow(n: 1)
+    step b = slow(n: 2)
+    step c = slow(n: 3)
+    step d = slow(n: 4)
+    step e = slow(n: 5)
+    step items = map n in [1, 2, 3, 4, 5, 6] concurrency 3 {
+      slow(n: n)
+    }
+  }
+}
+"#;
+    let options = RunOptions {
+        sim: true,
+        seed: 3,
+        ..RunOptions::default()
+    };
+    let engine = sandbox
+        .start(source, Path::new("cancel.gx"), options, &[])
+        .await;
+    let started = std::time::Instant::now();
+    let (status, ()) = tokio::join!(engine.execute(), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sandbox.cancel();
+    });
+    assert_eq!(status.expect("runs"), RunStatus::Interrupted);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "cancellation reached the steps in flight ({:?})",
+        started.elapsed()
+    );
+    let attempts = sandbox
+        .store
+        .attempts(engine.run_id())
+        .await
+        .expect("attempts");
+    let interrupted = attempts
+        .iter()
+        .filter(|a| a.status == "interrupted")
+        .count();
+    assert_eq!(
+        interrupted, 8,
+        "five top-level steps and three map items in flight: {attempts:?}"
+    );
+    sandbox.finish().await;
+}

@@ -301,14 +301,23 @@ impl Engine {
             }
         };
         self.report(|| Progress::Started(key.to_string()), |c| c.running += 1);
-        let mut cancel = self.cancel.clone();
         let mut attempts = Vec::new();
         let work = self.leaf(node, ctx, key, &mut attempts);
         let result = tokio::select! {
             // The work first: no random pick per poll (cancellation is still seen at once).
             biased;
             result = work => Some(result),
-            _ = cancel.wait_for(|c| *c) => None,
+            // A look, not a wait: the step's graph waits for the cancellation, and polls its
+            // steps in flight again when it comes (`Engine::run_graph`). A wait here would
+            // put every step in flight on the channel's list of waiters, and each would
+            // leave it when it finishes.
+            () = std::future::poll_fn(|_| {
+                if self.cancel_requested() {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            }) => None,
         };
         let Some(result) = result else {
             let attempt = self.attempt_record(

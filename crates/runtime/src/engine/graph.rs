@@ -198,6 +198,12 @@ impl Engine {
             // first.
             let mut committing: VecDeque<(NodeIndex, Box<Finished>)> = VecDeque::new();
             let mut resolved = self.writer.resolved();
+            // The graph, not each step, waits for the run's cancellation (one waiter for the
+            // whole graph); when it comes, every step in flight is polled again and sees it.
+            let mut cancel = self.cancel.clone();
+            let cancel_requested = cancel.wait_for(|c| *c);
+            let mut cancel_requested = std::pin::pin!(cancel_requested);
+            let mut cancel_seen = false;
             loop {
                 while running.len() < room
                     && let Some(index) = ready.pop_front()
@@ -241,6 +247,13 @@ impl Engine {
                                 None => std::future::pending::<()>().await,
                             }
                         }, if !committing.is_empty() => {}
+                        _ = &mut cancel_requested, if !cancel_seen && !running.is_empty() => {
+                            cancel_seen = true;
+                            // Pushed again, each step in flight is polled, sees the run
+                            // cancelled and stops (its calls are dropped).
+                            let in_flight: Vec<_> = std::mem::take(&mut running).into_iter().collect();
+                            running.extend(in_flight);
+                        }
                     }
                 }
                 for (index, result) in results {

@@ -94,6 +94,11 @@ impl Sandbox {
         (engine.run_id().to_string(), status)
     }
 
+    /// Cancels the runs started from this sandbox (as Ctrl-C does).
+    pub fn cancel(&self) {
+        self.cancel.send_replace(true);
+    }
+
     /// Closes the store and removes the folder.
     pub async fn finish(self) {
         self.store.close().await;
