@@ -13,8 +13,9 @@ use petgraph::Direction;
 use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::EdgeRef;
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
+use super::writer::Resolved;
 use super::{Engine, Progress, now_ms};
 use crate::eval::{self, Scope};
 use crate::store::{ApprovalRecord, AttemptRecord, StepRecord, Write};
@@ -197,7 +198,11 @@ impl Engine {
             // they were queued, and commits resolve the queue in order: the front resolves
             // first.
             let mut committing: VecDeque<(NodeIndex, Box<Finished>)> = VecDeque::new();
-            let mut resolved = self.writer.resolved();
+            let resolved = self.writer.resolved();
+            // One wait for the next commit, kept across the loop's turns: a new one at every
+            // turn would join the channel's list of waiters whenever the scheduler waits and
+            // leave it whenever a step finishes first.
+            let mut commit_wait = self.writer.resolved().map(next_commit);
             // The graph, not each step, waits for the run's cancellation (one waiter for the
             // whole graph); when it comes, every step in flight is polled again and sees it.
             let mut cancel = self.cancel.clone();
@@ -241,12 +246,17 @@ impl Engine {
                                 results.push(next);
                             }
                         }
-                        _ = async {
-                            match &mut resolved {
-                                Some(resolved) => { let _ = resolved.changed().await; }
-                                None => std::future::pending::<()>().await,
+                        receiver = async {
+                            match &mut commit_wait {
+                                Some(wait) => wait.await,
+                                None => std::future::pending().await,
                             }
-                        }, if !committing.is_empty() => {}
+                        }, if !committing.is_empty() => {
+                            // The next wait, from the same receiver (the writer lives as
+                            // long as the engine, so its channel stays open while a graph
+                            // runs).
+                            commit_wait = receiver.map(next_commit);
+                        }
                         _ = &mut cancel_requested, if !cancel_seen && !running.is_empty() => {
                             cancel_seen = true;
                             // Pushed again, each step in flight is polled, sees the run
@@ -857,4 +867,12 @@ impl Engine {
 
 fn ctx_graph_node<'g>(graph: &'g Graph, id: &str) -> Option<&'g Node> {
     find_node(graph, id)
+}
+
+/// Waits for the next commit after the ones `receiver` has seen, and gives the receiver back
+/// (none if the writer is gone).
+fn next_commit(
+    mut receiver: watch::Receiver<Resolved>,
+) -> BoxFut<'static, Option<watch::Receiver<Resolved>>> {
+    Box::pin(async move { receiver.changed().await.ok().map(|()| receiver) })
 }
