@@ -577,7 +577,10 @@ impl<'a> Checker<'a> {
         for (key, prop) in table.iter() {
             match *key {
                 "temperature" => self.check_expr(&prop.value, &Ty::Float),
-                "max_tokens" => self.check_expr(&prop.value, &Ty::Int),
+                "max_tokens" => {
+                    self.check_expr(&prop.value, &Ty::Int);
+                    value_range::check_count(self, key, &prop.value, Minimum::Positive, None);
+                }
                 "retry" => {
                     self.check_expr(&prop.value, &Ty::Int);
                     value_range::check_count(
@@ -665,7 +668,11 @@ impl<'a> Checker<'a> {
             properties::check_props(self, &decl.props, properties::KNOWLEDGE_PROPS, "knowledge");
         for (key, prop) in table.iter() {
             match *key {
-                "chunk_size" | "top_k" => self.check_expr(&prop.value, &Ty::Int),
+                "chunk_size" | "top_k" => {
+                    self.check_expr(&prop.value, &Ty::Int);
+                    let default = (*key == "chunk_size").then_some("400");
+                    value_range::check_count(self, key, &prop.value, Minimum::Positive, default);
+                }
                 "refresh" => self.check_expr(&prop.value, &Ty::Duration),
                 _ => self.check_expr(&prop.value, &Ty::String),
             }

@@ -1,7 +1,8 @@
 //! GX0309: a duration or count written below what its property can mean.
 //!
 //! A `timeout` of zero would cancel every attempt before it starts and a `rate` window of
-//! zero would hold no call, so both must be longer than zero. A `backoff` of zero (retry at
+//! zero would hold no call, so both must be longer than zero; a model's `max_tokens` and a
+//! knowledge source's `top_k` and `chunk_size` must be at least 1. A `backoff` of zero (retry at
 //! once), a `sim_latency` of zero (an instant simulated answer) and a `retry` of zero (no
 //! retry) are meaningful; only negative values are refused there. The runtime reads these
 //! properties as written, so the check looks at literals (`0s`, `-1s`, `-2`); a value of the
@@ -15,7 +16,8 @@ use crate::checker::Checker;
 /// The smallest value a property accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Minimum {
-    /// Longer than zero (`timeout`, a `rate` window).
+    /// Longer than zero, or at least 1 (`timeout`, a `rate` window, `max_tokens`, `top_k`,
+    /// `chunk_size`).
     Positive,
     /// Zero or more (`backoff`, `sim_latency`, `retry`).
     NonNegative,
