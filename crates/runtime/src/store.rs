@@ -350,6 +350,26 @@ struct Rows<'w> {
 }
 
 impl<'w> Rows<'w> {
+    /// The rows per table, in order, without merging: for writing them one at a time, where
+    /// each upsert of a key replaces the one before, as merging would.
+    fn partition(writes: impl IntoIterator<Item = &'w Write>) -> Rows<'w> {
+        let mut rows = Rows::default();
+        for write in writes {
+            match write {
+                Write::Step(step, attempts) => {
+                    rows.steps.push(step);
+                    rows.attempts.extend(attempts);
+                }
+                Write::Attempt(attempt) => rows.attempts.push(attempt),
+                Write::Audit(event) => rows.audit.push(event),
+                other => rows.others.push(other),
+            }
+        }
+        rows
+    }
+
+    /// The rows per table, a key written twice merged into its later row (a multi-row
+    /// statement may not touch one row twice).
     fn gather(writes: impl IntoIterator<Item = &'w Write>) -> Rows<'w> {
         let mut rows = Rows::default();
         let mut step_at: std::collections::HashMap<&str, usize> = Default::default();

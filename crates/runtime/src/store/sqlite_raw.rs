@@ -328,7 +328,10 @@ impl RawConnection {
         }
         self.execute(c"BEGIN IMMEDIATE")?;
         let result = self
-            .write_rows(run_id, Rows::gather(batches.iter().flat_map(|b| b.iter())))
+            .write_rows(
+                run_id,
+                Rows::partition(batches.iter().flat_map(|b| b.iter())),
+            )
             .and_then(|()| self.execute(c"COMMIT"));
         // SAFETY: the handle is live.
         if result.is_err() && unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) } == 0 {
