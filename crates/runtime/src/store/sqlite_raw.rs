@@ -11,8 +11,9 @@
 //!
 //! Every batch written to a SQLite store goes through here: a run writer's commits, and
 //! [`super::Store::apply`] and [`super::StoreConnection`] on a blocking thread. It writes
-//! what PostgreSQL's path writes, with the same SQL and in the same order (rows gathered per
-//! table by [`super::Rows`]); the store test-suite runs on both backends.
+//! what PostgreSQL's path writes, with the same SQL and in the same order (rows taken per
+//! table by [`super::Rows`], one at a time, so a key written twice ends as its later row, as
+//! PostgreSQL's merged rows do); the store test-suite runs on both backends.
 
 use std::ffi::{CStr, CString, c_int};
 use std::path::Path;
