@@ -61,6 +61,10 @@ pub enum StoreError {
     /// SQLite refused a write made through its C API (a writer's own connection).
     #[error("database error: {0}")]
     Sqlite(String),
+    /// A run writer's commit failed: the message is the store's own error, as the
+    /// writer's tickets and acknowledgements carry it.
+    #[error("{0}")]
+    Commit(String),
 }
 
 /// A connection pool to one of the supported backends.

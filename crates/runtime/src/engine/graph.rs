@@ -339,7 +339,7 @@ impl Engine {
             }
             Err(error) => NodeResult::Blocked(
                 Blocker::Failed,
-                Some(crate::store::StoreError::Corrupt(error).to_string()),
+                Some(crate::store::StoreError::Commit(error).to_string()),
             ),
         }
     }

@@ -15,8 +15,8 @@
 //! ([`RawConnection`]), and the committer is a thread of the run's, started at the first
 //! wave and asleep between waves; a lone step's inline commit blocks its runtime worker for
 //! the few microseconds SQLite takes (no hand-over to another thread, which costs more than
-//! the commit). Commits do not checkpoint SQLite's log: a thread of its own does that every
-//! 2,000 rows and when the run closes the writer. On PostgreSQL the connection is taken
+//! the commit). Commits do not checkpoint SQLite's log: a task on one of the pool's
+//! connections does that every 2,000 rows and when the run closes the writer. On PostgreSQL the connection is taken
 //! from the pool and kept for the run, and the committer is a task.
 //!
 //! A finished leaf among others in flight does not even wait: it submits its record
@@ -104,8 +104,7 @@ struct ThreadCommitter {
     held: Mutex<RawHeld>,
     /// Wakes the committer thread when it sleeps (with `Queue::thread`).
     wake: Condvar,
-    /// The store, whose pool checkpoints the log
-    /// (see [`ThreadCommitter::checkpoint_in_background`]).
+    /// The store, whose pool checkpoints the log (see [`ThreadCommitter::checkpoint`]).
     store: Store,
     /// The runtime the writer was made on, where checkpoints run.
     runtime: Option<tokio::runtime::Handle>,
@@ -283,8 +282,7 @@ impl Shared {
         held.unchecked_rows += rows;
         self.resolve(group, result.map_err(|e| e.to_string()));
         if held.unchecked_rows >= CHECKPOINT_ROWS {
-            held.unchecked_rows = 0;
-            thread.checkpoint_in_background();
+            thread.checkpoint(held);
         }
     }
 
@@ -349,16 +347,18 @@ impl Shared {
 }
 
 impl ThreadCommitter {
-    /// Copies SQLite's log into the database off the steps' path, one checkpoint at a time:
-    /// a task on one of the pool's connections (so closing the store waits for it), or,
-    /// made outside a runtime, a thread with a connection of its own.
-    fn checkpoint_in_background(&self) {
-        if self.checkpointing.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let checkpointing = Arc::clone(&self.checkpointing);
+    /// Has SQLite's log copied into the database, counting the rows anew: off the steps'
+    /// path, as a task on one of the pool's connections (so closing the store waits for it),
+    /// one checkpoint at a time. A writer made outside a runtime has no task to give it to,
+    /// and checkpoints here, on its own connection.
+    fn checkpoint(&self, held: &mut RawHeld) {
+        held.unchecked_rows = 0;
         match &self.runtime {
             Some(runtime) => {
+                if self.checkpointing.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+                let checkpointing = Arc::clone(&self.checkpointing);
                 let store = self.store.clone();
                 runtime.spawn(async move {
                     let _ = store.checkpoint().await;
@@ -366,17 +366,8 @@ impl ThreadCommitter {
                 });
             }
             None => {
-                let path = self.path.clone();
-                let spawned = std::thread::Builder::new()
-                    .name("galaxy-store-checkpoint".into())
-                    .spawn(move || {
-                        if let Ok(mut connection) = RawConnection::open(&path) {
-                            let _ = connection.checkpoint();
-                        }
-                        checkpointing.store(false, Ordering::SeqCst);
-                    });
-                if spawned.is_err() {
-                    self.checkpointing.store(false, Ordering::SeqCst);
+                if let Some(connection) = &mut held.connection {
+                    let _ = connection.checkpoint();
                 }
             }
         }
@@ -471,7 +462,7 @@ impl Writer {
                     let mut held = task.held.lock().await;
                     // A commit before ours may have taken our batch with its group.
                     if let Ok(result) = done.try_recv() {
-                        return result.map_err(StoreError::Corrupt);
+                        return result.map_err(StoreError::Commit);
                     }
                     // Boxed: a commit's future is large, and would make every node's future so.
                     Box::pin(shared.commit_queued(&mut held)).await;
@@ -479,8 +470,8 @@ impl Writer {
             }
         }
         match done.await {
-            Ok(result) => result.map_err(StoreError::Corrupt),
-            Err(_) => Err(StoreError::Corrupt(
+            Ok(result) => result.map_err(StoreError::Commit),
+            Err(_) => Err(StoreError::Commit(
                 "the store writer stopped before committing".into(),
             )),
         }
@@ -518,13 +509,12 @@ impl Writer {
         };
         let _ = self.write(Vec::new()).await;
         if let Committer::Thread(thread) = &shared.committer {
-            // The connection goes with the writer; a later write opens another.
             let mut held = lock(&thread.held);
-            held.connection = None;
             if held.unchecked_rows > 0 {
-                held.unchecked_rows = 0;
-                thread.checkpoint_in_background();
+                thread.checkpoint(&mut held);
             }
+            // The connection goes; a later write opens another.
+            held.connection = None;
         }
     }
 }
@@ -559,6 +549,21 @@ mod tests {
     use super::*;
     use crate::store::StepRecord;
 
+    /// A fresh SQLite store in a temporary folder named after `name`.
+    async fn sqlite_store(name: &str) -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("galaxy-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open_sqlite_file(&dir.join("w.db"))
+            .await
+            .expect("store");
+        (store, dir)
+    }
+
+    async fn close(store: Store, dir: std::path::PathBuf) {
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     fn step(key: &str) -> Write {
         Write::Step(
             StepRecord {
@@ -582,11 +587,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_write_is_readable_once_acknowledged_alone_or_in_a_group() {
-        let dir = std::env::temp_dir().join(format!("galaxy-writer-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open_sqlite_file(&dir.join("w.db"))
-            .await
-            .expect("store");
+        let (store, dir) = sqlite_store("writer").await;
         let writer = Writer::new(Some(store.clone()), "run".into());
         // A lone write, then 300 at once (one leader commits what the others queued), then
         // enough rows to hand the connection to a checkpoint and take a fresh one.
@@ -610,17 +611,12 @@ mod tests {
             store.steps("run").await.expect("steps").len(),
             302 + CHECKPOINT_ROWS
         );
-        store.close().await;
-        let _ = std::fs::remove_dir_all(&dir);
+        close(store, dir).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_submitted_batch_resolves_once_committed_and_a_failed_commit_says_so() {
-        let dir = std::env::temp_dir().join(format!("galaxy-submit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open_sqlite_file(&dir.join("w.db"))
-            .await
-            .expect("store");
+        let (store, dir) = sqlite_store("submit").await;
         let writer = Writer::new(Some(store.clone()), "run".into());
         let _nodes: Vec<InFlight> = (0..2).map(|_| writer.node_started()).collect();
         assert!(writer.shared_commits());
@@ -693,17 +689,12 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        store.close().await;
-        let _ = std::fs::remove_dir_all(&dir);
+        close(store, dir).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn with_other_nodes_in_flight_the_committer_commits_every_batch_before_its_ack() {
-        let dir = std::env::temp_dir().join(format!("galaxy-drain-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open_sqlite_file(&dir.join("w.db"))
-            .await
-            .expect("store");
+        let (store, dir) = sqlite_store("drain").await;
         let writer = Writer::new(Some(store.clone()), "run".into());
         let nodes: Vec<InFlight> = (0..3).map(|_| writer.node_started()).collect();
         assert_eq!(writer.in_flight.load(Ordering::SeqCst), 3);
@@ -729,7 +720,6 @@ mod tests {
         writer.write(vec![step("alone")]).await.expect("alone");
         writer.close().await;
         assert_eq!(store.steps("run").await.expect("steps").len(), 601);
-        store.close().await;
-        let _ = std::fs::remove_dir_all(&dir);
+        close(store, dir).await;
     }
 }

@@ -289,20 +289,16 @@ impl RawConnection {
                 Err(error(self.db, "binding a value", code))
             }
         });
-        // SAFETY: the statement is live and every parameter is bound (or the binding
-        // failed and the statement is not stepped).
-        let code = match bound {
-            Ok(()) => unsafe { ffi::sqlite3_step(stmt.as_ptr()) },
-            Err(_) => ffi::SQLITE_MISUSE,
-        };
-        let result = match bound {
-            Err(failure) => Err(failure),
-            Ok(()) if code == ffi::SQLITE_DONE || code == ffi::SQLITE_ROW => {
+        let result = bound.and_then(|()| {
+            // SAFETY: the statement is live and every parameter is bound.
+            let code = unsafe { ffi::sqlite3_step(stmt.as_ptr()) };
+            if code == ffi::SQLITE_DONE || code == ffi::SQLITE_ROW {
                 // SAFETY: the handle is live.
                 Ok(unsafe { ffi::sqlite3_changes64(self.db.as_ptr()) } as u64)
+            } else {
+                Err(error(self.db, "a write", code))
             }
-            Ok(()) => Err(error(self.db, "a write", code)),
-        };
+        });
         // SAFETY: the statement is live; reset and clearing the bindings drop SQLite's
         // pointers into `values` before they go.
         unsafe {
