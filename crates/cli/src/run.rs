@@ -346,6 +346,9 @@ async fn execute(engine: Engine, store: &Store, json: bool) -> anyhow::Result<u8
         None => engine,
     };
     let status = engine.execute().await?;
+    // The run's own store connection goes now, in the background (closing the store below
+    // waits for it).
+    drop(engine);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

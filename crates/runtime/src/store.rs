@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlSafeStr};
 
 mod sqlite_raw;
-pub(crate) use sqlite_raw::RawConnection;
+pub(crate) use sqlite_raw::{EVERY_RUN, RawConnection};
 
 /// The migrations, embedded from the repository's `migrations/` folder.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -763,11 +763,18 @@ impl Store {
     /// readers (a passive checkpoint). Nothing to do on PostgreSQL.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         if let Store::Sqlite(pool) = self {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(pool)
-                .await?;
+            checkpoint_on(&mut *pool.acquire().await?).await?;
         }
         Ok(())
+    }
+
+    /// One of a SQLite store's pool connections, if one is to be had without waiting (none
+    /// on PostgreSQL). While it is held, closing the store waits.
+    pub(crate) fn try_sqlite_connection(&self) -> Option<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        match self {
+            Store::Sqlite(pool) => pool.try_acquire(),
+            Store::Postgres(_) => None,
+        }
     }
 
     /// The backend's name (`sqlite`, `postgres`).
@@ -1034,4 +1041,15 @@ impl Store {
         });
         Ok(max.map_or(0, |m| m + 1))
     }
+}
+
+/// Copies what SQLite's log holds into the database file, as far as no reader needs it
+/// (`PASSIVE`: it waits for no one).
+pub(crate) async fn checkpoint_on(
+    connection: &mut sqlx::SqliteConnection,
+) -> Result<(), StoreError> {
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(connection)
+        .await?;
+    Ok(())
 }

@@ -266,6 +266,8 @@ impl Engine {
                         }
                     }
                 }
+                // The root's values, locked once for all of this turn's results.
+                let mut root_values = None;
                 for (index, result) in results {
                     let Some(node) = g.node_weight(index) else {
                         continue;
@@ -288,9 +290,10 @@ impl Engine {
                     if ctx.top {
                         // The root graph's values live where expressions read them; its outcome
                         // only says what stopped it.
-                        self.values
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
+                        root_values
+                            .get_or_insert_with(|| {
+                                self.values.write().unwrap_or_else(|e| e.into_inner())
+                            })
                             .insert(node.id.clone(), value);
                     } else {
                         outcome.states.insert(node.id.clone(), state);

@@ -15,9 +15,12 @@
 //! ([`RawConnection`]), and the committer is a thread of the run's, started at the first
 //! wave and asleep between waves; a lone step's inline commit blocks its runtime worker for
 //! the few microseconds SQLite takes (no hand-over to another thread, which costs more than
-//! the commit). Commits do not checkpoint SQLite's log: a task on one of the pool's
-//! connections does that every 2,000 rows and when the run closes the writer. On PostgreSQL the connection is taken
-//! from the pool and kept for the run, and the committer is a task.
+//! the commit). The thread starts as a wave starts (its second node), and prepares the
+//! statements every run needs while the wave works. Commits do not checkpoint SQLite's
+//! log: a task on one of the pool's connections does that every 2,000 rows and once the
+//! writer is dropped, when it also closes the run's connection, both off the run's path.
+//! On PostgreSQL the connection is taken from the pool and kept for the run, and the
+//! committer is a task.
 //!
 //! A finished leaf among others in flight does not even wait: it submits its record
 //! ([`Writer::submit`]) and hands the scheduler a [`Ticket`]; commits resolve tickets in
@@ -219,25 +222,7 @@ impl Shared {
     /// need, woken when it sleeps) or a committer task.
     fn start_committing(self: &Arc<Shared>) {
         match &self.committer {
-            Committer::Thread(thread) => {
-                let mut queue = lock(&self.queue);
-                if queue.thread.sleeping {
-                    queue.thread.sleeping = false;
-                    thread.wake.notify_one();
-                } else if !queue.thread.started {
-                    queue.thread.started = true;
-                    let shared = Arc::clone(self);
-                    let spawned = std::thread::Builder::new()
-                        .name("galaxy-store-writer".into())
-                        .spawn(move || shared.commit_thread());
-                    if spawned.is_err() {
-                        // No thread to be had: commit here.
-                        queue.thread.started = false;
-                        drop(queue);
-                        self.commit_raw(&mut lock(&thread.held));
-                    }
-                }
-            }
+            Committer::Thread(thread) => self.wake_thread(thread, lock(&self.queue)),
             Committer::Task(task) => {
                 // A plain load first: while a committer runs (most of a wave), no write to
                 // the flag's cache line, which the committer also uses.
@@ -251,6 +236,31 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// SQLite: has the committer thread take the queue on (`queue` is this writer's,
+    /// locked): wakes it if it sleeps, starts it if it has not started, and commits here if
+    /// no thread can start.
+    fn wake_thread(self: &Arc<Shared>, thread: &ThreadCommitter, mut queue: MutexGuard<'_, Queue>) {
+        if queue.thread.sleeping {
+            queue.thread.sleeping = false;
+            thread.wake.notify_one();
+        } else if !queue.thread.started && !self.spawn_committer(&mut queue) {
+            drop(queue);
+            self.commit_raw(&mut lock(&thread.held));
+        }
+    }
+
+    /// Starts the committer thread (SQLite; `queue` is this writer's, locked); false if no
+    /// thread could start.
+    fn spawn_committer(self: &Arc<Shared>, queue: &mut MutexGuard<'_, Queue>) -> bool {
+        let shared = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("galaxy-store-writer".into())
+            .spawn(move || shared.commit_thread())
+            .is_ok();
+        queue.thread.started = spawned;
+        spawned
     }
 
     /// SQLite: commits everything queued in one transaction on the run's connection and
@@ -292,6 +302,7 @@ impl Shared {
         let Committer::Thread(thread) = &self.committer else {
             return;
         };
+        thread.prepare();
         let mut queue = lock(&self.queue);
         loop {
             if !queue.batches.is_empty() {
@@ -347,6 +358,61 @@ impl Shared {
 }
 
 impl ThreadCommitter {
+    /// Readies the connection for the run's commits (the committer thread does so as it
+    /// starts, while the wave that started it works): opens it if no step has yet, and
+    /// prepares what every run writes. Whatever fails here fails again, and is reported, at
+    /// the commit that needs it.
+    fn prepare(&self) {
+        let mut held = lock(&self.held);
+        if held.connection.is_none() {
+            held.connection = RawConnection::open(&self.path).ok();
+        }
+        if let Some(connection) = &mut held.connection {
+            let _ = connection.prepare(&crate::store::EVERY_RUN);
+        }
+    }
+
+    /// Lets the connection go once the writer is: closing it (some 50-100 µs) and
+    /// checkpointing the log rows written since the last checkpoint happen on a task that
+    /// holds one of the pool's connections, so that closing the store waits for both and
+    /// the run's caller does not. With no runtime, or no pool connection free at once,
+    /// here.
+    fn retire(&self) {
+        let (connection, rows) = {
+            let mut held = lock(&self.held);
+            (
+                held.connection.take(),
+                std::mem::take(&mut held.unchecked_rows),
+            )
+        };
+        let Some(mut connection) = connection else {
+            return;
+        };
+        let checkpoint = rows > 0 && !self.checkpointing.swap(true, Ordering::SeqCst);
+        let pooled = self
+            .runtime
+            .as_ref()
+            .and_then(|runtime| Some((runtime, self.store.try_sqlite_connection()?)));
+        let checkpointing = Arc::clone(&self.checkpointing);
+        match pooled {
+            Some((runtime, mut pooled)) => {
+                runtime.spawn(async move {
+                    drop(connection);
+                    if checkpoint {
+                        let _ = crate::store::checkpoint_on(&mut pooled).await;
+                        checkpointing.store(false, Ordering::SeqCst);
+                    }
+                });
+            }
+            None => {
+                if checkpoint {
+                    let _ = connection.checkpoint();
+                    checkpointing.store(false, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
     /// Has SQLite's log copied into the database, counting the rows anew: off the steps'
     /// path, as a task on one of the pool's connections (so closing the store waits for it),
     /// one checkpoint at a time. A writer made outside a runtime has no task to give it to,
@@ -435,8 +501,20 @@ impl Writer {
     }
 
     /// Counts a node as in flight until the returned guard is dropped.
+    /// The second node in flight starts SQLite's committer thread, so that it is ready
+    /// (started, its statements prepared) before the wave's first step is done.
     pub(crate) fn node_started(&self) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.in_flight.fetch_add(1, Ordering::SeqCst) == 1
+            && let Some(shared) = &self.shared
+            && matches!(shared.committer, Committer::Thread(_))
+        {
+            let mut queue = lock(&shared.queue);
+            if !queue.thread.started {
+                // Without a thread, the first shared commit tries again, and commits inline
+                // if it cannot.
+                shared.spawn_committer(&mut queue);
+            }
+        }
         InFlight(Arc::clone(&self.in_flight))
     }
 
@@ -489,6 +567,16 @@ impl Writer {
     /// that. Without a store there is nothing to wait for (`None`).
     pub(crate) fn submit(&self, writes: Vec<Write>) -> Option<Ticket> {
         let shared = self.shared.as_ref()?;
+        if let Committer::Thread(thread) = &shared.committer {
+            // One lock of the queue (which the committer thread also takes) for both the
+            // batch and the wake-up.
+            let mut queue = lock(&shared.queue);
+            queue.batches.push((writes, None));
+            queue.last += 1;
+            let ticket = Ticket(queue.last);
+            shared.wake_thread(thread, queue);
+            return Some(ticket);
+        }
         let ticket = Ticket(shared.enqueue(writes, None));
         shared.start_committing();
         Some(ticket)
@@ -501,36 +589,33 @@ impl Writer {
             .map(|shared| shared.resolved.subscribe())
     }
 
-    /// Commits what is queued; on SQLite, lets the connection go and has the log
-    /// checkpointed in the background.
+    /// Commits what is queued. (On SQLite the connection goes, and the log is checkpointed,
+    /// once the writer is dropped: see [`ThreadCommitter::retire`].)
     pub(crate) async fn close(&self) {
-        let Some(shared) = &self.shared else {
-            return;
-        };
-        let _ = self.write(Vec::new()).await;
-        if let Committer::Thread(thread) = &shared.committer {
-            let mut held = lock(&thread.held);
-            if held.unchecked_rows > 0 {
-                thread.checkpoint(&mut held);
-            }
-            // The connection goes; a later write opens another.
-            held.connection = None;
+        if self.shared.is_some() {
+            let _ = self.write(Vec::new()).await;
         }
     }
 }
 
 impl Drop for Writer {
-    /// Lets the committer thread stop once it has committed what is queued.
+    /// SQLite: lets the committer thread stop once it has committed what is queued, and
+    /// the connection go.
     fn drop(&mut self) {
         if let Some(shared) = &self.shared
             && let Committer::Thread(thread) = &shared.committer
         {
-            let mut queue = lock(&shared.queue);
-            queue.thread.closed = true;
-            if queue.thread.sleeping {
-                queue.thread.sleeping = false;
-                thread.wake.notify_one();
+            {
+                let mut queue = lock(&shared.queue);
+                queue.thread.closed = true;
+                if queue.thread.sleeping {
+                    queue.thread.sleeping = false;
+                    thread.wake.notify_one();
+                }
             }
+            // Once the queue is empty (as after `close`), nothing needs the connection; a
+            // thread still committing what a dropped run left queued opens another.
+            thread.retire();
         }
     }
 }
@@ -690,6 +775,72 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         close(store, dir).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wave_readies_the_committer_before_its_first_step_is_done() {
+        let (store, dir) = sqlite_store("ready").await;
+        let writer = Writer::new(Some(store.clone()), "run".into());
+        let shared = Arc::clone(writer.shared.as_ref().expect("a store"));
+        let Committer::Thread(thread) = &shared.committer else {
+            panic!("SQLite commits on a thread");
+        };
+        let first = writer.node_started();
+        assert!(
+            !lock(&shared.queue).thread.started,
+            "one node commits inline"
+        );
+        let second = writer.node_started();
+        assert!(lock(&shared.queue).thread.started);
+        // The thread opens the connection and prepares what every run writes, with nothing
+        // queued yet.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Ok(held) = thread.held.try_lock()
+                && held.connection.is_some()
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the committer never readied its connection"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let ticket = writer.submit(vec![step("s1")]).expect("a store");
+        let mut resolved = writer.resolved().expect("a store");
+        while resolved.borrow_and_update().outcome(ticket).is_none() {
+            resolved.changed().await.expect("the writer lives");
+        }
+        drop((first, second));
+        writer.close().await;
+        assert_eq!(store.steps("run").await.expect("steps").len(), 1);
+        drop(writer);
+        close(store, dir).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_writer_lets_its_connection_go_before_the_store_closes() {
+        let (store, dir) = sqlite_store("retire").await;
+        let writer = Writer::new(Some(store.clone()), "run".into());
+        writer.write(vec![step("s1")]).await.expect("committed");
+        writer.close().await;
+        drop(writer);
+        // Closing the store waits for the task that closes the writer's connection, so the
+        // pool's last connection is the database's last: SQLite then checkpoints its log
+        // into the file and deletes it. Were the writer's connection still open, the log
+        // would stay.
+        store.close().await;
+        assert!(
+            !dir.join("w.db-wal").exists(),
+            "the log outlived every connection"
+        );
+        let reopened = Store::open_sqlite_file(&dir.join("w.db"))
+            .await
+            .expect("reopens");
+        assert_eq!(reopened.steps("run").await.expect("steps").len(), 1);
+        reopened.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
