@@ -5,6 +5,19 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Opts the process out of transparent huge pages. mimalloc asks for them on its memory,
+/// and the kernel then zeroes 2 MiB at the first touch of each: a third of the CPU a Sim
+/// Mode benchmark run spent went there, some of it in the middle of a wave, where the
+/// wave's steps waited. Without, pages are 4 KiB, faulted as they are used (see
+/// docs/benchmarks.md).
+fn no_huge_pages() {
+    // SAFETY: `PR_SET_THP_DISABLE` takes plain integers and sets a flag of this process.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 mod graph;
 mod render;
 mod run;
@@ -100,6 +113,7 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    no_huge_pages();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

@@ -282,6 +282,13 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let wanted = |section: &str| sections.is_empty() || sections.iter().any(|s| s == section);
+    // As the galaxy binary does (`no_huge_pages` in crates/cli/src/main.rs): no transparent
+    // huge pages, whose zeroing mimalloc would otherwise have the kernel do mid-run.
+    // SAFETY: `PR_SET_THP_DISABLE` takes plain integers and sets a flag of this process.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -346,8 +353,15 @@ fn main() {
         }
 
         if wanted("makespan") {
+            // `GALAXY_BENCH_ROUNDS=N` runs each shape N times instead of 5, for steadier
+            // figures on a busy machine.
+            let rounds = std::env::var("GALAXY_BENCH_ROUNDS")
+                .ok()
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or(5);
             println!(
-                "makespan / critical path (simulated latency; best and median of 5 runs)"
+                "makespan / critical path (simulated latency; best and median of {rounds} runs)"
             );
             println!("{:<24} {:>17} {:>17}", "", "memory", "sqlite");
             for (label, source, critical) in [
@@ -361,7 +375,7 @@ fn main() {
             ] {
                 let mut memory = Vec::new();
                 let mut durable = Vec::new();
-                for _ in 0..5 {
+                for _ in 0..rounds {
                     memory.push(run(&source, None).await.as_secs_f64() / critical);
                     let (store, _) = sqlite_store(&dir, "latency").await;
                     durable.push(run(&source, Some(store.clone())).await.as_secs_f64() / critical);
