@@ -261,13 +261,18 @@ async fn engine_on_store(store: &Store) {
 async fn big_batches(store: &Store) {
     let run = "run-batch";
     let mut writes = Vec::new();
-    // 601 rows: statements of 256, 256, 32, 32, 4 x 6 and 1.
+    // 601 keys: statements of 256, 256, 32, 32, 4 x 6 and 1 on PostgreSQL (keys merged
+    // first); on SQLite, of 32 rows and then one at a time, rows unmerged, so `s3` is
+    // written twice within one statement.
     for i in 0..601 {
         let key = format!("s{i}");
         writes.push(Write::Step(
             step(&key, &i.to_string()),
             vec![attempt(&key, 1, "succeeded")],
         ));
+        if i == 5 {
+            writes.push(Write::Step(step("s3", "\"later\""), Vec::new()));
+        }
     }
     writes.push(Write::Step(
         step("s7", "\"again\""),
@@ -287,6 +292,8 @@ async fn big_batches(store: &Store) {
     assert_eq!(steps.len(), 601);
     let s7 = steps.iter().find(|s| s.key == "s7").expect("s7");
     assert_eq!(s7.output_json.as_deref(), Some("\"again\""));
+    let s3 = steps.iter().find(|s| s.key == "s3").expect("s3");
+    assert_eq!(s3.output_json.as_deref(), Some("\"later\""));
     let s600 = steps.iter().find(|s| s.key == "s600").expect("s600");
     assert_eq!(s600.output_json.as_deref(), Some("600"));
     let attempts = store.attempts(run).await.expect("attempts");
