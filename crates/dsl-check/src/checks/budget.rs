@@ -1,8 +1,10 @@
-//! GX0403: a budget with an unknown unit, the wrong kind of amount, or an unknown period.
+//! GX0403: a budget with an unknown unit, the wrong kind of amount, or an unknown period;
+//! GX0309: a budget amount below zero, or a time budget of no time.
 
-use dsl_syntax::ast::{Expr, ExprKind, Ident};
+use dsl_syntax::ast::{Expr, ExprKind, Ident, UnaryOp};
 use dsl_syntax::{Diagnostic, Span};
 
+use super::value_range::{self, Minimum};
 use super::{name_list, with_suggestion};
 use crate::checker::Checker;
 use crate::policy::Budget;
@@ -44,6 +46,32 @@ pub(crate) fn check<'a>(
             ))
         };
         checker.report(diagnostic);
+    }
+    // A negative amount, or a time budget of no time, is a literal no budget can mean.
+    if let ExprKind::Unary(UnaryOp::Neg, inner) = &amount.kind
+        && matches!(
+            inner.kind,
+            ExprKind::Money { .. } | ExprKind::Duration(_) | ExprKind::Int(_) | ExprKind::Float(_)
+        )
+    {
+        checker.report(
+            Diagnostic::error(
+                "GX0309",
+                amount.span,
+                format!(
+                    "a budget cannot be negative, found `{}`",
+                    amount.span.text(checker.src).trim()
+                ),
+            )
+            .with_help("write zero (none may be spent) or a positive amount"),
+        );
+        return None;
+    }
+    if let ExprKind::Duration(ms) = amount.kind
+        && ms == 0
+    {
+        value_range::check_duration(checker, "a time budget", amount, Minimum::Positive, None);
+        return None;
     }
     let budget = match (&amount.kind, unit) {
         (
