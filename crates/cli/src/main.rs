@@ -5,11 +5,12 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Opts the process out of transparent huge pages. mimalloc asks for them on its memory,
-/// and the kernel then zeroes 2 MiB at the first touch of each: a third of the CPU a Sim
-/// Mode benchmark run spent went there, some of it in the middle of a wave, where the
-/// wave's steps waited. Without, pages are 4 KiB, faulted as they are used (see
-/// docs/benchmarks.md).
+/// Opts a process that runs packs out of transparent huge pages. mimalloc asks for them on
+/// its memory, and the kernel then zeroes 2 MiB at the first touch of each: a third of the
+/// CPU a Sim Mode benchmark run spent went there, some of it in the middle of a wave, where
+/// the wave's steps waited. Without, pages are 4 KiB, faulted as they are used (see
+/// docs/benchmarks.md). The other commands keep them: the front end's figures were measured
+/// with them, and their runs of the front-end bench without were no faster.
 fn no_huge_pages() {
     // SAFETY: `PR_SET_THP_DISABLE` takes plain integers and sets a flag of this process.
     #[cfg(target_os = "linux")]
@@ -113,7 +114,6 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    no_huge_pages();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -134,9 +134,18 @@ fn main() -> ExitCode {
         Command::Fmt { paths, check } => fmt(&paths, check),
         Command::Plan { pack, format } => plan(&pack, format),
         Command::Init { dir } => init(&dir),
-        Command::Run(args) => run::run(args),
-        Command::Test(args) => run::test(args),
-        Command::Resume(args) => run::resume(args),
+        Command::Run(args) => {
+            no_huge_pages();
+            run::run(args)
+        }
+        Command::Test(args) => {
+            no_huge_pages();
+            run::test(args)
+        }
+        Command::Resume(args) => {
+            no_huge_pages();
+            run::resume(args)
+        }
         Command::Approve(args) => run::approve(args),
         Command::Runs(args) => run::runs(args),
         Command::Show(args) => run::show(args),
