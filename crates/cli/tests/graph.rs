@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use common::{code, galaxy, repo_root, text};
 
 /// A fresh scratch directory holding a copy of the inbox triage pack and its fixtures.
-fn scratch_pack() -> (PathBuf, PathBuf) {
+fn scratch_pack() -> (common::Scratch, PathBuf) {
     let dir = common::scratch("graph");
     let pack = dir.join("inbox_triage.gx");
     std::fs::copy(

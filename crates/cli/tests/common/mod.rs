@@ -33,8 +33,8 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A fresh, empty scratch directory under the system temp dir, unique per call.
-pub fn scratch(kind: &str) -> PathBuf {
+/// A fresh, empty directory under the system temp dir, unique per call.
+fn fresh_dir(kind: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "galaxy-{kind}-test-{}-{}",
@@ -46,6 +46,35 @@ pub fn scratch(kind: &str) -> PathBuf {
     dir
 }
 
+/// A fresh, empty scratch directory under the system temp dir, unique per call, removed
+/// when dropped.
+pub fn scratch(kind: &str) -> Scratch {
+    Scratch(fresh_dir(kind))
+}
+
+/// A scratch directory (see [`scratch`]): a path that removes its directory when dropped.
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A scratch directory with its own SQLite store, for tests that run packs; removed on drop.
 pub struct Sandbox {
     pub dir: PathBuf,
@@ -54,7 +83,7 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new(name: &str) -> Sandbox {
         Sandbox {
-            dir: scratch(&format!("run-{name}")),
+            dir: fresh_dir(&format!("run-{name}")),
         }
     }
 
