@@ -759,15 +759,6 @@ impl Store {
         }
     }
 
-    /// SQLite: copies what the log (WAL) holds into the database, without waiting for
-    /// readers (a passive checkpoint). Nothing to do on PostgreSQL.
-    pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        if let Store::Sqlite(pool) = self {
-            checkpoint_on(&mut *pool.acquire().await?).await?;
-        }
-        Ok(())
-    }
-
     /// One of a SQLite store's pool connections, if one is to be had without waiting (none
     /// on PostgreSQL). While it is held, closing the store waits.
     pub(crate) fn try_sqlite_connection(&self) -> Option<sqlx::pool::PoolConnection<sqlx::Sqlite>> {

@@ -1,7 +1,7 @@
 //! GX0403: a budget with an unknown unit, the wrong kind of amount, or an unknown period;
 //! GX0309: a budget amount below zero, or a time budget of no time.
 
-use dsl_syntax::ast::{Expr, ExprKind, Ident, UnaryOp};
+use dsl_syntax::ast::{Expr, ExprKind, Ident};
 use dsl_syntax::{Diagnostic, Span};
 
 use super::value_range::{self, Minimum};
@@ -48,23 +48,7 @@ pub(crate) fn check<'a>(
         checker.report(diagnostic);
     }
     // A negative amount, or a time budget of no time, is a literal no budget can mean.
-    if let ExprKind::Unary(UnaryOp::Neg, inner) = &amount.kind
-        && matches!(
-            inner.kind,
-            ExprKind::Money { .. } | ExprKind::Duration(_) | ExprKind::Int(_) | ExprKind::Float(_)
-        )
-    {
-        checker.report(
-            Diagnostic::error(
-                "GX0309",
-                amount.span,
-                format!(
-                    "a budget cannot be negative, found `{}`",
-                    amount.span.text(checker.src).trim()
-                ),
-            )
-            .with_help("write zero (none may be spent) or a positive amount"),
-        );
+    if value_range::check_amount(checker, "a budget", amount) {
         return None;
     }
     if let ExprKind::Duration(ms) = amount.kind

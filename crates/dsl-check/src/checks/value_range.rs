@@ -76,11 +76,7 @@ fn check(
         return;
     };
     let written = value.span.text(checker.src).trim().to_string();
-    let subject = if name.contains(' ') {
-        name.to_string()
-    } else {
-        format!("`{name}`")
-    };
+    let subject = subject(name);
     let message = match minimum {
         Minimum::Positive if number <= 0 => {
             let bound = match kind {
@@ -104,6 +100,45 @@ fn check(
         Some(default) => format!("{help}, or leave `{name}` out for the default of {default}"),
         None => help.to_string(),
     };
+    report(checker, value, message, help, default);
+}
+
+/// Checks a budget's amount `value` (money, a whole number or a duration, as written):
+/// not negative. True when it reported.
+pub(crate) fn check_amount(checker: &mut Checker<'_>, name: &str, value: &Expr) -> bool {
+    let negative = matches!(
+        &value.kind,
+        ExprKind::Unary(UnaryOp::Neg, inner) if matches!(
+            inner.kind,
+            ExprKind::Money { .. } | ExprKind::Duration(_) | ExprKind::Int(_) | ExprKind::Float(_)
+        )
+    );
+    if negative {
+        let written = value.span.text(checker.src).trim();
+        let message = format!("{} cannot be negative, found `{written}`", subject(name));
+        let help = "write zero (none may be spent) or a positive amount".to_string();
+        report(checker, value, message, help, None);
+    }
+    negative
+}
+
+/// `name` as a diagnostic's subject: a property's name in backticks, words as they are.
+fn subject(name: &str) -> String {
+    if name.contains(' ') {
+        name.to_string()
+    } else {
+        format!("`{name}`")
+    }
+}
+
+/// Reports GX0309 on `value`, with a fix writing `default` where the property has one.
+fn report(
+    checker: &mut Checker<'_>,
+    value: &Expr,
+    message: String,
+    help: String,
+    default: Option<&str>,
+) {
     let mut diagnostic = Diagnostic::error("GX0309", value.span, message).with_help(help);
     if let Some(default) = default {
         diagnostic = diagnostic.with_fix(

@@ -107,7 +107,7 @@ struct ThreadCommitter {
     held: Mutex<RawHeld>,
     /// Wakes the committer thread when it sleeps (with `Queue::thread`).
     wake: Condvar,
-    /// The store, whose pool checkpoints the log (see [`ThreadCommitter::checkpoint`]).
+    /// The store, whose pool checkpoints the log (see [`ThreadCommitter::on_pool`]).
     store: Store,
     /// The runtime the writer was made on, where checkpoints run.
     runtime: Option<tokio::runtime::Handle>,
@@ -154,6 +154,15 @@ struct Group {
     last: u64,
 }
 
+impl Queue {
+    /// Queues a batch and returns its number.
+    fn push(&mut self, writes: Vec<Write>, ack: Option<Ack>) -> u64 {
+        self.batches.push((writes, ack));
+        self.last += 1;
+        self.last
+    }
+}
+
 impl Group {
     fn rows(&self) -> usize {
         self.batches.iter().map(|(batch, _)| batch.len()).sum()
@@ -176,10 +185,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// Queues a batch and returns its number.
     fn enqueue(&self, writes: Vec<Write>, ack: Option<Ack>) -> u64 {
-        let mut queue = lock(&self.queue);
-        queue.batches.push((writes, ack));
-        queue.last += 1;
-        queue.last
+        lock(&self.queue).push(writes, ack)
     }
 
     /// Takes everything queued.
@@ -373,10 +379,9 @@ impl ThreadCommitter {
     }
 
     /// Lets the connection go once the writer is: closing it (some 50-100 µs) and
-    /// checkpointing the log rows written since the last checkpoint happen on a task that
-    /// holds one of the pool's connections, so that closing the store waits for both and
-    /// the run's caller does not. With no runtime, or no pool connection free at once,
-    /// here.
+    /// checkpointing the log rows written since the last checkpoint happen on a pool task
+    /// ([`ThreadCommitter::on_pool`]), so that closing the store waits for both and the
+    /// run's caller does not; failing that, here.
     fn retire(&self) {
         let (connection, rows) = {
             let mut held = lock(&self.held);
@@ -385,58 +390,65 @@ impl ThreadCommitter {
                 std::mem::take(&mut held.unchecked_rows),
             )
         };
-        let Some(mut connection) = connection else {
+        let Some(connection) = connection else {
             return;
         };
         let checkpoint = rows > 0 && !self.checkpointing.swap(true, Ordering::SeqCst);
-        let pooled = self
-            .runtime
-            .as_ref()
-            .and_then(|runtime| Some((runtime, self.store.try_sqlite_connection()?)));
-        let checkpointing = Arc::clone(&self.checkpointing);
-        match pooled {
-            Some((runtime, mut pooled)) => {
-                runtime.spawn(async move {
-                    drop(connection);
-                    if checkpoint {
-                        let _ = crate::store::checkpoint_on(&mut pooled).await;
-                        checkpointing.store(false, Ordering::SeqCst);
-                    }
-                });
-            }
-            None => {
-                if checkpoint {
-                    let _ = connection.checkpoint();
-                    checkpointing.store(false, Ordering::SeqCst);
-                }
-            }
+        if let Err(Some(mut connection)) = self.on_pool(Some(connection), checkpoint)
+            && checkpoint
+        {
+            let _ = connection.checkpoint();
+            self.checkpointing.store(false, Ordering::SeqCst);
         }
     }
 
     /// Has SQLite's log copied into the database, counting the rows anew: off the steps'
-    /// path, as a task on one of the pool's connections (so closing the store waits for it),
-    /// one checkpoint at a time. A writer made outside a runtime has no task to give it to,
-    /// and checkpoints here, on its own connection.
+    /// path on a pool task, one checkpoint at a time. With no pool connection free, the
+    /// next commit tries again; a writer made outside a runtime checkpoints here, on its
+    /// own connection.
     fn checkpoint(&self, held: &mut RawHeld) {
-        held.unchecked_rows = 0;
-        match &self.runtime {
-            Some(runtime) => {
-                if self.checkpointing.swap(true, Ordering::SeqCst) {
-                    return;
-                }
-                let checkpointing = Arc::clone(&self.checkpointing);
-                let store = self.store.clone();
-                runtime.spawn(async move {
-                    let _ = store.checkpoint().await;
-                    checkpointing.store(false, Ordering::SeqCst);
-                });
-            }
-            None => {
+        if self.checkpointing.swap(true, Ordering::SeqCst) {
+            held.unchecked_rows = 0;
+            return;
+        }
+        match self.on_pool(None, true) {
+            Ok(()) => held.unchecked_rows = 0,
+            Err(_) if self.runtime.is_some() => self.checkpointing.store(false, Ordering::SeqCst),
+            Err(_) => {
                 if let Some(connection) = &mut held.connection {
                     let _ = connection.checkpoint();
                 }
+                held.unchecked_rows = 0;
+                self.checkpointing.store(false, Ordering::SeqCst);
             }
         }
+    }
+
+    /// Off the steps' path: a task on the writer's runtime, holding one of the pool's
+    /// connections taken now (so closing the store waits for the task), closes `retired`
+    /// and, if `checkpoint`, checkpoints the log on that connection and clears
+    /// `checkpointing`. Gives `retired` back, and does nothing, when there is no runtime or
+    /// no pool connection is free at once.
+    fn on_pool(
+        &self,
+        retired: Option<RawConnection>,
+        checkpoint: bool,
+    ) -> Result<(), Option<RawConnection>> {
+        let Some(runtime) = &self.runtime else {
+            return Err(retired);
+        };
+        let Some(mut pooled) = self.store.try_sqlite_connection() else {
+            return Err(retired);
+        };
+        let checkpointing = Arc::clone(&self.checkpointing);
+        runtime.spawn(async move {
+            drop(retired);
+            if checkpoint {
+                let _ = crate::store::checkpoint_on(&mut pooled).await;
+                checkpointing.store(false, Ordering::SeqCst);
+            }
+        });
+        Ok(())
     }
 }
 
@@ -571,9 +583,7 @@ impl Writer {
             // One lock of the queue (which the committer thread also takes) for both the
             // batch and the wake-up.
             let mut queue = lock(&shared.queue);
-            queue.batches.push((writes, None));
-            queue.last += 1;
-            let ticket = Ticket(queue.last);
+            let ticket = Ticket(queue.push(writes, None));
             shared.wake_thread(thread, queue);
             return Some(ticket);
         }
@@ -592,9 +602,7 @@ impl Writer {
     /// Commits what is queued. (On SQLite the connection goes, and the log is checkpointed,
     /// once the writer is dropped: see [`ThreadCommitter::retire`].)
     pub(crate) async fn close(&self) {
-        if self.shared.is_some() {
-            let _ = self.write(Vec::new()).await;
-        }
+        let _ = self.write(Vec::new()).await;
     }
 }
 
@@ -675,7 +683,7 @@ mod tests {
         let (store, dir) = sqlite_store("writer").await;
         let writer = Writer::new(Some(store.clone()), "run".into());
         // A lone write, then 300 at once (one leader commits what the others queued), then
-        // enough rows to hand the connection to a checkpoint and take a fresh one.
+        // enough rows for a checkpoint of the log, and a write after it.
         writer.write(vec![step("alone")]).await.expect("alone");
         assert_eq!(store.steps("run").await.expect("steps").len(), 1);
         let writes = (0..300).map(|i| writer.write(vec![step(&format!("w{i}"))]));
