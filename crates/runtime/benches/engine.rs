@@ -156,6 +156,12 @@ fn header(latency: Option<&str>) -> String {
     )
 }
 
+/// Whether the makespan shape `label` is to run (`GALAXY_BENCH_SHAPE`, when set, is part of
+/// the labels of those that are).
+fn shape_wanted(label: &str) -> bool {
+    std::env::var("GALAXY_BENCH_SHAPE").map_or(true, |wanted| label.contains(wanted.as_str()))
+}
+
 /// Runs `source` to its end and returns the time `execute` took (lowering and recording
 /// the run excluded).
 async fn run(source: &str, store: Option<Store>) -> Duration {
@@ -354,7 +360,8 @@ fn main() {
 
         if wanted("makespan") {
             // `GALAXY_BENCH_ROUNDS=N` runs each shape N times instead of 5, for steadier
-            // figures on a busy machine.
+            // figures on a busy machine; `GALAXY_BENCH_SHAPE=TEXT` runs only the shapes whose
+            // label holds TEXT (`fan-out 1000`).
             let rounds = std::env::var("GALAXY_BENCH_ROUNDS")
                 .ok()
                 .and_then(|n| n.parse::<usize>().ok())
@@ -373,6 +380,9 @@ fn main() {
                 ),
                 ("chain 100 x 10ms", chain_pack(101, Some("10ms")), 1.0),
             ] {
+                if !shape_wanted(label) {
+                    continue;
+                }
                 let mut memory = Vec::new();
                 let mut durable = Vec::new();
                 for _ in 0..rounds {

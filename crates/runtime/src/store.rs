@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlSafeStr};
 
 mod sqlite_raw;
-pub(crate) use sqlite_raw::{EVERY_RUN, RawConnection};
+pub(crate) use sqlite_raw::{RawConnection, WAVE};
 
 /// The migrations, embedded from the repository's `migrations/` folder.
 const MIGRATIONS: &[(i64, &str, &str)] = &[

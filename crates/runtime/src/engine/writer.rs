@@ -16,7 +16,7 @@
 //! wave and asleep between waves; a lone step's inline commit blocks its runtime worker for
 //! the few microseconds SQLite takes (no hand-over to another thread, which costs more than
 //! the commit). The thread starts as a wave starts (its second node), and prepares the
-//! statements every run needs while the wave works. Commits do not checkpoint SQLite's
+//! statements a wave's commits need (the 32-row upsert too) while the wave works. Commits do not checkpoint SQLite's
 //! log: a task on one of the pool's connections does that every 2,000 rows and once the
 //! writer is dropped, when it also closes the run's connection, both off the run's path.
 //! On PostgreSQL the connection is taken from the pool and kept for the run, and the
@@ -366,7 +366,7 @@ impl Shared {
 impl ThreadCommitter {
     /// Readies the connection for the run's commits (the committer thread does so as it
     /// starts, while the wave that started it works): opens it if no step has yet, and
-    /// prepares what every run writes. Whatever fails here fails again, and is reported, at
+    /// prepares what a wave's commits write. Whatever fails here fails again, and is reported, at
     /// the commit that needs it.
     fn prepare(&self) {
         let mut held = lock(&self.held);
@@ -374,7 +374,7 @@ impl ThreadCommitter {
             held.connection = RawConnection::open(&self.path).ok();
         }
         if let Some(connection) = &mut held.connection {
-            let _ = connection.prepare(&crate::store::EVERY_RUN);
+            let _ = connection.prepare(&crate::store::WAVE);
         }
     }
 
@@ -800,13 +800,17 @@ mod tests {
         );
         let second = writer.node_started();
         assert!(lock(&shared.queue).thread.started);
-        // The thread opens the connection and prepares what every run writes, with nothing
-        // queued yet.
+        // The thread opens the connection and prepares what a wave's commits write (the
+        // multi-row upsert too), with nothing queued yet.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             if let Ok(held) = thread.held.try_lock()
-                && held.connection.is_some()
+                && let Some(connection) = &held.connection
             {
+                assert!(
+                    connection.prepared_all(&crate::store::WAVE),
+                    "a wave's statements are prepared before its first commit"
+                );
                 break;
             }
             assert!(

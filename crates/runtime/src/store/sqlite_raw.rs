@@ -55,14 +55,17 @@ const STATEMENTS: usize = 13;
 /// apart.
 const STEPS_AT_ONCE: usize = 32;
 
-/// What a run writes however it goes: its step rows, its transactions, and at its end its
-/// status and audit event (see [`RawConnection::prepare`]).
-pub(crate) const EVERY_RUN: [Sql; 5] = [
+/// What a wave's commits write: its transactions, its step rows (one at a time and
+/// [`STEPS_AT_ONCE`] at once), and at the run's end its status and audit event (see
+/// [`RawConnection::prepare`]). The multi-row upsert takes the longest to prepare: left to
+/// its first use, it held up the first large group commit of every wide wave.
+pub(crate) const WAVE: [Sql; 6] = [
     Sql::UpsertStep,
     Sql::Begin,
     Sql::Commit,
     Sql::RunStatus,
     Sql::InsertAudit,
+    Sql::UpsertSteps,
 ];
 
 impl Sql {
@@ -315,6 +318,14 @@ impl RawConnection {
         statements
             .iter()
             .try_for_each(|&sql| self.statement(sql).map(drop))
+    }
+
+    /// Whether every statement of `statements` is prepared.
+    #[cfg(test)]
+    pub(crate) fn prepared_all(&self, statements: &[Sql]) -> bool {
+        statements
+            .iter()
+            .all(|&sql| self.statements[sql as usize].is_some())
     }
 
     /// Runs `sql` with `values` bound to its parameters, in order, and returns how many
