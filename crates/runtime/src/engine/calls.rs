@@ -383,7 +383,7 @@ impl Engine {
                 // reports the step done once it is durable; alone, it commits inline.
                 if self.writer.shared_commits() {
                     if let Some(ticket) = self.writer.submit(writes) {
-                        return NodeResult::Committing(Box::new(Finished {
+                        return NodeResult::Committing(Finished {
                             value: done.value,
                             ticket,
                             // Only a progress display reads it.
@@ -394,7 +394,7 @@ impl Engine {
                             },
                             cost: done.cost,
                             tokens,
-                        }));
+                        });
                     }
                 } else if let Err(error) = self.writer.write(writes).await {
                     return NodeResult::Blocked(Blocker::Failed, Some(error.to_string()));

@@ -75,7 +75,7 @@ pub(crate) enum NodeResult {
     Blocked(Blocker, Option<String>),
     /// A value whose step record is queued for a commit shared with other nodes: the step
     /// is done, and its dependents start, only once that commit is (see [`Finished`]).
-    Committing(Box<Finished>),
+    Committing(Finished),
 }
 
 /// A leaf's success waiting for its record's commit.
@@ -197,7 +197,7 @@ impl Engine {
             // Successes whose records wait for a shared commit. They complete in the order
             // they were queued, and commits resolve the queue in order: the front resolves
             // first.
-            let mut committing: VecDeque<(NodeIndex, Box<Finished>)> = VecDeque::new();
+            let mut committing: VecDeque<(NodeIndex, Finished)> = VecDeque::new();
             let resolved = self.writer.resolved();
             // One wait for the next commit, kept across the loop's turns: a new one at every
             // turn would join the channel's list of waiters whenever the scheduler waits and
@@ -209,6 +209,8 @@ impl Engine {
             let cancel_requested = cancel.wait_for(|c| *c);
             let mut cancel_requested = std::pin::pin!(cancel_requested);
             let mut cancel_seen = false;
+            // This turn's results (one list for every turn: most turns have one).
+            let mut results = Vec::new();
             loop {
                 while running.len() < room
                     && let Some(index) = ready.pop_front()
@@ -222,8 +224,8 @@ impl Engine {
                         ));
                     }
                 }
-                // Leaves whose commit is known are done (or failed, if it failed).
-                let mut results = Vec::new();
+                // Leaves whose commit is known are done (or failed, if it failed). (`results`
+                // is empty: the previous turn drained it.)
                 if let Some(resolved) = &resolved
                     && !committing.is_empty()
                 {
@@ -232,7 +234,7 @@ impl Engine {
                         && let Some(outcome) = state.outcome(finished.ticket)
                         && let Some((index, finished)) = committing.pop_front()
                     {
-                        results.push((index, self.committed(*finished, outcome)));
+                        results.push((index, self.committed(finished, outcome)));
                     }
                 }
                 if results.is_empty() {
@@ -268,7 +270,7 @@ impl Engine {
                 }
                 // The root's values, locked once for all of this turn's results.
                 let mut root_values = None;
-                for (index, result) in results {
+                for (index, result) in results.drain(..) {
                     let Some(node) = g.node_weight(index) else {
                         continue;
                     };
