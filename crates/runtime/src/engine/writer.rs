@@ -16,7 +16,8 @@
 //! wave and asleep between waves; a lone step's inline commit blocks its runtime worker for
 //! the few microseconds SQLite takes (no hand-over to another thread, which costs more than
 //! the commit). The thread starts as a wave starts (its second node), and prepares the
-//! statements a wave's commits need (the 32-row upsert too) while the wave works. Commits do not checkpoint SQLite's
+//! statements a wave's commits need (the 32-row upsert too) while the wave works; between
+//! a wave's groups it waits awake for the next batch (see [`AWAKE_FOR`]). Commits do not checkpoint SQLite's
 //! log: a task on one of the pool's connections does that every 2,000 rows and once the
 //! writer is dropped, when it also closes the run's connection, both off the run's path.
 //! On PostgreSQL the connection is taken from the pool and kept for the run, and the
@@ -32,6 +33,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 
@@ -73,6 +75,14 @@ impl Resolved {
 /// Rows written between two checkpoints of SQLite's log (about 1,000 pages).
 const CHECKPOINT_ROWS: usize = 2000;
 
+/// How long SQLite's committer thread, having committed a group while nodes are in flight,
+/// waits awake (yielding its core) for the next batch before it sleeps. A wave's steps end
+/// a few microseconds apart, and a sleeping committer is woken by the scheduler's thread:
+/// on a 2-vCPU machine that packs woken threads onto busy vCPUs, the woken committer was
+/// queued behind the scheduler for up to 2.7 ms while the other vCPU stood idle (see
+/// docs/benchmarks.md). Awake, it takes each batch as it comes, on its own core.
+const AWAKE_FOR: Duration = Duration::from_millis(1);
+
 /// The writer of one run (or nothing, for in-memory runs).
 pub(crate) struct Writer {
     shared: Option<Arc<Shared>>,
@@ -82,6 +92,8 @@ pub(crate) struct Writer {
 
 struct Shared {
     run_id: String,
+    /// Nodes of the run in flight (see [`Writer::node_started`]).
+    in_flight: Arc<AtomicUsize>,
     /// Batches waiting for the next commit, numbered in queue order, each with whoever
     /// waits for it (none for a submitted batch: its ticket is resolved through `resolved`).
     queue: Mutex<Queue>,
@@ -113,6 +125,9 @@ struct ThreadCommitter {
     runtime: Option<tokio::runtime::Handle>,
     /// Whether a checkpoint of the log is running.
     checkpointing: Arc<AtomicBool>,
+    /// How long the thread waits awake for the next batch after a commit (see
+    /// [`AWAKE_FOR`]).
+    awake_for: Duration,
 }
 
 #[derive(Default)]
@@ -143,6 +158,8 @@ struct ThreadState {
     started: bool,
     /// Waiting on `ThreadCommitter::wake` for batches.
     sleeping: bool,
+    /// How many times it went to sleep.
+    sleeps: u64,
     /// The writer is gone: the thread commits what is queued and stops.
     closed: bool,
 }
@@ -314,16 +331,35 @@ impl Shared {
             if !queue.batches.is_empty() {
                 drop(queue);
                 self.commit_raw(&mut lock(&thread.held));
-                queue = lock(&self.queue);
+                queue = self.await_batch(thread.awake_for);
             } else if queue.thread.closed {
                 queue.thread.started = false;
                 return;
             } else {
+                queue.thread.sleeps += 1;
                 queue.thread.sleeping = true;
                 queue = thread.wake.wait(queue).unwrap_or_else(|e| e.into_inner());
                 queue.thread.sleeping = false;
             }
         }
+    }
+
+    /// The committer thread after a commit: while nodes are in flight and the queue stays
+    /// empty, waits for a batch awake, yielding its core, for up to `awake_for` (see
+    /// [`AWAKE_FOR`]). Returns the queue locked.
+    fn await_batch(&self, awake_for: Duration) -> MutexGuard<'_, Queue> {
+        let since = Instant::now();
+        let mut queue = lock(&self.queue);
+        while queue.batches.is_empty()
+            && !queue.thread.closed
+            && self.in_flight.load(Ordering::SeqCst) > 0
+            && since.elapsed() < awake_for
+        {
+            drop(queue);
+            std::thread::yield_now();
+            queue = lock(&self.queue);
+        }
+        queue
     }
 
     /// PostgreSQL: takes the queue and commits it in one transaction, resolving it.
@@ -482,6 +518,13 @@ impl HeldConnection {
 impl Writer {
     /// The writer for `run_id`; without a store, writes are dropped.
     pub(crate) fn new(store: Option<Store>, run_id: String) -> Writer {
+        Writer::build(store, run_id, AWAKE_FOR)
+    }
+
+    /// The writer for `run_id`, its SQLite committer waiting awake for `awake_for` after
+    /// each commit.
+    fn build(store: Option<Store>, run_id: String, awake_for: Duration) -> Writer {
+        let in_flight = Arc::new(AtomicUsize::new(0));
         Writer {
             shared: store.map(|store| {
                 let committer = match store.sqlite_file() {
@@ -492,6 +535,7 @@ impl Writer {
                         store,
                         runtime: tokio::runtime::Handle::try_current().ok(),
                         checkpointing: Arc::new(AtomicBool::new(false)),
+                        awake_for,
                     }),
                     None => Committer::Task(TaskCommitter {
                         held: tokio::sync::Mutex::new(HeldConnection {
@@ -503,12 +547,13 @@ impl Writer {
                 };
                 Arc::new(Shared {
                     run_id,
+                    in_flight: Arc::clone(&in_flight),
                     queue: Mutex::new(Queue::default()),
                     resolved: watch::Sender::new(Resolved::default()),
                     committer,
                 })
             }),
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            in_flight,
         }
     }
 
@@ -828,6 +873,40 @@ mod tests {
         writer.close().await;
         assert_eq!(store.steps("run").await.expect("steps").len(), 1);
         drop(writer);
+        close(store, dir).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn between_batches_of_a_wave_the_committer_waits_awake() {
+        let (store, dir) = sqlite_store("awake").await;
+        let mut sleeps = Vec::new();
+        for (run, awake_for) in [
+            ("awake", Duration::from_secs(30)),
+            ("asleep", Duration::ZERO),
+        ] {
+            let writer = Writer::build(Some(store.clone()), run.into(), awake_for);
+            let shared = Arc::clone(writer.shared.as_ref().expect("a store"));
+            let in_flight = (writer.node_started(), writer.node_started());
+            let mut resolved = writer.resolved().expect("a store");
+            // Batches 2 ms apart, each committed before the next: far apart for a commit,
+            // close for a wave's steps.
+            for i in 0..20 {
+                let ticket = writer
+                    .submit(vec![step(&format!("s{i}"))])
+                    .expect("a store");
+                while resolved.borrow_and_update().outcome(ticket).is_none() {
+                    resolved.changed().await.expect("the writer lives");
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            sleeps.push(lock(&shared.queue).thread.sleeps);
+            drop(in_flight);
+            writer.close().await;
+            assert_eq!(store.steps(run).await.expect("steps").len(), 20);
+        }
+        // Awake, the thread slept only before the first batch; asleep, between most.
+        assert!(sleeps[0] <= 2, "slept {} times while awake", sleeps[0]);
+        assert!(sleeps[1] >= 10, "slept only {} times", sleeps[1]);
         close(store, dir).await;
     }
 
