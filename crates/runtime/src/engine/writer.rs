@@ -17,9 +17,10 @@
 //! the few microseconds SQLite takes (no hand-over to another thread, which costs more than
 //! the commit). The thread starts as a wave starts (its second node), and prepares the
 //! statements a wave's commits need (the 32-row upsert too) while the wave works; between
-//! a wave's groups it waits awake for the next batch (see [`AWAKE_FOR`]). Commits do not checkpoint SQLite's
-//! log: a task on one of the pool's connections does that every 2,000 rows and once the
-//! writer is dropped, when it also closes the run's connection, both off the run's path.
+//! a wave's groups it waits awake for the next batch (see [`AWAKE_FOR`]). Commits do not
+//! checkpoint SQLite's log: a task on one of the pool's connections does that every 2,000
+//! rows and once the writer is dropped, when it also closes the run's connection, both off
+//! the run's path.
 //! On PostgreSQL the connection is taken from the pool and kept for the run, and the
 //! committer is a task.
 //!
@@ -402,8 +403,8 @@ impl Shared {
 impl ThreadCommitter {
     /// Readies the connection for the run's commits (the committer thread does so as it
     /// starts, while the wave that started it works): opens it if no step has yet, and
-    /// prepares what a wave's commits write. Whatever fails here fails again, and is reported, at
-    /// the commit that needs it.
+    /// prepares what a wave's commits write. Whatever fails here fails again, and is
+    /// reported, at the commit that needs it.
     fn prepare(&self) {
         let mut held = lock(&self.held);
         if held.connection.is_none() {
