@@ -743,9 +743,11 @@ impl Engine {
                             }
                         }
                     }
-                    let (value, _) = self
-                        .call_tool(&tool, args, &format!("{key}#{n}"), attempts)
-                        .await?;
+                    // Boxed: with this loop's state beside it, the call would make every
+                    // leaf's future (a plain tool step's too) larger.
+                    let (value, _) =
+                        Box::pin(self.call_tool(&tool, args, &format!("{key}#{n}"), attempts))
+                            .await?;
                     results.insert((call.span.start, call.span.end), value);
                 }
                 let value = self
@@ -1513,7 +1515,14 @@ impl Engine {
             record.detail_json = Some(serde_json::json!({ "class": "timeout" }).to_string());
             attempts.push(record);
             if attempt <= retries {
-                tokio::time::sleep(backoff(tool_backoff_ms(info), attempt, &mut rng)).await;
+                // Boxed, as a real call's backoff is not: a retry is rare, and tokio's sleep
+                // would make every simulated call's future larger.
+                Box::pin(tokio::time::sleep(backoff(
+                    tool_backoff_ms(info),
+                    attempt,
+                    &mut rng,
+                )))
+                .await;
             }
         }
         Err(Failure::new("timeout", tool_timed_out(timeout)).recorded())

@@ -101,8 +101,9 @@ pub async fn sleep_until(deadline: Instant) {
             timer.add(at, done);
             let _ = wait.await;
         }
-        // No timer thread, or a deadline beyond what the clock can hold.
-        _ => tokio::time::sleep_until(deadline).await,
+        // No timer thread, or a deadline beyond what the clock can hold. Boxed: tokio's
+        // sleep is large, and would make every simulated call's future so.
+        _ => Box::pin(tokio::time::sleep_until(deadline)).await,
     }
 }
 
