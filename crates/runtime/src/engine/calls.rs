@@ -1374,17 +1374,14 @@ impl Engine {
             }
         }
         // The policy's `rate` rules space the calls (before the effect is marked issued).
-        let rate_key = info.key();
-        self.wait_for_rate(&rate_key).await?;
-        let effect = matches!(info.scope, Some(ToolScope::Write | ToolScope::Destructive));
-        let effect = effect.then(|| {
+        self.wait_for_rate(&info.key()).await?;
+        // Locals of a block, as the real calls' are of their own function: what lives across
+        // the simulated wait below is in every tool step's future.
+        let effect_key = if matches!(info.scope, Some(ToolScope::Write | ToolScope::Destructive)) {
             let args_hash = super::sha256_hex(&serde_json::to_string(&args).unwrap_or_default());
-            (self.effect_key(key, &args_hash), args_hash)
-        });
-        let effect_key = effect.as_ref().map(|(effect_key, _)| effect_key.clone());
-        if let Some((effect_key, args_hash)) = effect {
+            let effect_key = self.effect_key(key, &args_hash);
             let write = Write::EffectIssued {
-                key: effect_key,
+                key: effect_key.clone(),
                 step_key: key.to_string(),
                 tool: tool.to_string(),
                 at: now_ms(),
@@ -1394,7 +1391,10 @@ impl Engine {
                 .write(vec![write])
                 .await
                 .map_err(|e| Failure::new("permanent", e.to_string()))?;
-        }
+            Some(effect_key)
+        } else {
+            None
+        };
         let _global = crate::sim::clock::after_wait(self.global_limit.acquire()).await;
         if self.options.sim {
             let latency = info.sim_latency_ms.or(self.options.sim_latency_ms);
@@ -1406,6 +1406,28 @@ impl Engine {
             }
             return value.map(|value| (value, effect_key));
         }
+        // Boxed: the tries' state (an HTTP request's timeout, a backoff) would make every
+        // tool step's future, a simulated one's too, larger.
+        let value =
+            Box::pin(self.real_tool_calls(tool, info, &args, key, effect_key.as_deref(), attempts))
+                .await?;
+        Ok((value, effect_key))
+    }
+
+    /// Calls a real tool until a try succeeds, fails for good, or the tool's retries are
+    /// spent: each try under the tool's `timeout`, a failed one recorded in `attempts` and
+    /// retried after the failure's `retry_after` or an exponential backoff with jitter,
+    /// once the policy's `rate` rules allow.
+    async fn real_tool_calls(
+        &self,
+        tool: &str,
+        info: &dsl_check::program::ToolInfo,
+        args: &Map<String, Value>,
+        key: &str,
+        effect_key: Option<&str>,
+        attempts: &mut Vec<AttemptRecord>,
+    ) -> Result<Value, Failure> {
+        let rate_key = info.key();
         let mut rng = Rng::new(self.options.seed, key);
         let mut attempt = 0u32;
         loop {
@@ -1415,15 +1437,14 @@ impl Engine {
             }
             let started = now_ms();
             let timeout = tool_timeout(info);
-            // Boxed: an HTTP request's future is large, and would make every tool step's
-            // future (simulated ones too) so.
-            let call = Box::pin(self.real_tool_call(info, &args, effect_key.as_deref(), timeout));
+            // Boxed: an HTTP request's future is large.
+            let call = Box::pin(self.real_tool_call(info, args, effect_key, timeout));
             let result = match tokio::time::timeout(timeout, call).await {
                 Ok(result) => result,
                 Err(_) => Err(Failure::new("timeout", tool_timed_out(timeout))),
             };
             match result {
-                Ok(value) => return Ok((value, effect_key)),
+                Ok(value) => return Ok(value),
                 Err(failure) => {
                     let mut record = self.attempt_record(
                         key,
@@ -1493,16 +1514,37 @@ impl Engine {
     ) -> Result<(), Failure> {
         let timeout = tool_timeout(info);
         let latency = Duration::from_millis(latency_ms);
+        let started = now_ms();
+        if crate::sim::clock::latency_within(latency, timeout).await {
+            return Ok(());
+        }
+        // Cut off by the timeout: the retries and their state are boxed, off the common path
+        // (what lives across the wait above is in every simulated tool step's future).
+        Box::pin(self.simulated_retries(info, key, latency, timeout, started, attempts)).await
+    }
+
+    /// A simulated call whose first try (started at `first_started`) the timeout cut off:
+    /// records it, and retries as [`Engine::simulated_tool_latency`] says.
+    async fn simulated_retries(
+        &self,
+        info: &dsl_check::program::ToolInfo,
+        key: &str,
+        latency: Duration,
+        timeout: Duration,
+        first_started: i64,
+        attempts: &mut Vec<AttemptRecord>,
+    ) -> Result<(), Failure> {
         let tool = info.key();
         let mut rng = Rng::new(self.options.seed, key);
         let retries = tool_retries(info);
+        let mut started = first_started;
         for attempt in 1..=retries.saturating_add(1) {
             if attempt > 1 {
                 self.wait_for_rate(&tool).await?;
-            }
-            let started = now_ms();
-            if crate::sim::clock::latency_within(latency, timeout).await {
-                return Ok(());
+                started = now_ms();
+                if crate::sim::clock::latency_within(latency, timeout).await {
+                    return Ok(());
+                }
             }
             let mut record = self.attempt_record(
                 key,
@@ -1515,14 +1557,7 @@ impl Engine {
             record.detail_json = Some(serde_json::json!({ "class": "timeout" }).to_string());
             attempts.push(record);
             if attempt <= retries {
-                // Boxed, as a real call's backoff is not: a retry is rare, and tokio's sleep
-                // would make every simulated call's future larger.
-                Box::pin(tokio::time::sleep(backoff(
-                    tool_backoff_ms(info),
-                    attempt,
-                    &mut rng,
-                )))
-                .await;
+                tokio::time::sleep(backoff(tool_backoff_ms(info), attempt, &mut rng)).await;
             }
         }
         Err(Failure::new("timeout", tool_timed_out(timeout)).recorded())

@@ -360,16 +360,16 @@ impl Engine {
         // Counted from its dispatch: the store writer commits inline only for a node alone.
         let in_flight = self.writer.node_started();
         Box::pin(crate::sim::clock::issued(async move {
-            let result = self.run_node(node, ctx, rejected).await;
+            let result = self.run_node(node, &ctx, rejected).await;
             drop(in_flight);
             (index, result)
         }))
     }
 
-    async fn run_node(&self, node: &Node, ctx: Ctx, rejected: bool) -> NodeResult {
+    async fn run_node(&self, node: &Node, ctx: &Ctx, rejected: bool) -> NodeResult {
         let key = ctx.key(&node.id);
         if let Some(prior) = self.prior.get(&key)
-            && !self.gate_must_recheck(node, &ctx)
+            && !self.gate_must_recheck(node, ctx)
         {
             self.report(
                 || Progress::Finished(key.clone(), "cached".into()),
@@ -424,7 +424,7 @@ impl Engine {
             } => {
                 Box::pin(self.run_map(
                     node,
-                    &ctx,
+                    ctx,
                     &key,
                     var,
                     source,
@@ -438,28 +438,20 @@ impl Engine {
                 cond,
                 then,
                 otherwise,
-            } => Box::pin(self.run_branch(node, &ctx, &key, cond, then, otherwise.as_ref())).await,
+            } => Box::pin(self.run_branch(node, ctx, &key, cond, then, otherwise.as_ref())).await,
             NodeKind::Review {
                 critic,
                 until,
                 max_rounds,
                 body,
             } => {
-                Box::pin(self.run_review(
-                    node,
-                    &ctx,
-                    &key,
-                    critic,
-                    until,
-                    max_rounds.as_ref(),
-                    body,
-                ))
-                .await
+                Box::pin(self.run_review(node, ctx, &key, critic, until, max_rounds.as_ref(), body))
+                    .await
             }
             NodeKind::Gate { .. } | NodeKind::Approval { .. } => {
-                Box::pin(self.run_gate(node, &ctx, &key)).await
+                Box::pin(self.run_gate(node, ctx, &key)).await
             }
-            _ => self.run_leaf(node, &ctx, &key).await,
+            _ => self.run_leaf(node, ctx, &key).await,
         }
     }
 
