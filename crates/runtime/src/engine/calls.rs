@@ -1409,7 +1409,7 @@ impl Engine {
         // Boxed: the tries' state (an HTTP request's timeout, a backoff) would make every
         // tool step's future, a simulated one's too, larger.
         let value =
-            Box::pin(self.real_tool_calls(tool, info, &args, key, effect_key.as_deref(), attempts))
+            Box::pin(self.real_tool_tries(tool, info, &args, key, effect_key.as_deref(), attempts))
                 .await?;
         Ok((value, effect_key))
     }
@@ -1418,7 +1418,7 @@ impl Engine {
     /// spent: each try under the tool's `timeout`, a failed one recorded in `attempts` and
     /// retried after the failure's `retry_after` or an exponential backoff with jitter,
     /// once the policy's `rate` rules allow.
-    async fn real_tool_calls(
+    async fn real_tool_tries(
         &self,
         tool: &str,
         info: &dsl_check::program::ToolInfo,
@@ -1538,14 +1538,8 @@ impl Engine {
         let mut rng = Rng::new(self.options.seed, key);
         let retries = tool_retries(info);
         let mut started = first_started;
-        for attempt in 1..=retries.saturating_add(1) {
-            if attempt > 1 {
-                self.wait_for_rate(&tool).await?;
-                started = now_ms();
-                if crate::sim::clock::latency_within(latency, timeout).await {
-                    return Ok(());
-                }
-            }
+        let mut attempt = 1;
+        loop {
             let mut record = self.attempt_record(
                 key,
                 attempts.len() as i64 + 1,
@@ -1556,11 +1550,17 @@ impl Engine {
             record.model = Some(tool.clone());
             record.detail_json = Some(serde_json::json!({ "class": "timeout" }).to_string());
             attempts.push(record);
-            if attempt <= retries {
-                tokio::time::sleep(backoff(tool_backoff_ms(info), attempt, &mut rng)).await;
+            if attempt > retries {
+                return Err(Failure::new("timeout", tool_timed_out(timeout)).recorded());
+            }
+            tokio::time::sleep(backoff(tool_backoff_ms(info), attempt, &mut rng)).await;
+            attempt = attempt.saturating_add(1);
+            self.wait_for_rate(&tool).await?;
+            started = now_ms();
+            if crate::sim::clock::latency_within(latency, timeout).await {
+                return Ok(());
             }
         }
-        Err(Failure::new("timeout", tool_timed_out(timeout)).recorded())
     }
 
     async fn real_tool_call(
