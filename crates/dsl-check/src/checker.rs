@@ -278,7 +278,7 @@ impl<'a> Checker<'a> {
         self.own_tools
             .iter()
             .chain(self.program.tools.iter())
-            .find(|t| t.key() == key)
+            .find(|t| t.has_key(key))
             .cloned()
     }
 

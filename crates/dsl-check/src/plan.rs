@@ -491,6 +491,6 @@ impl Plan {
 
     /// The tool with key `key`.
     pub fn tool(&self, key: &str) -> Option<&Arc<ToolInfo>> {
-        self.tools.iter().find(|t| t.key() == key)
+        self.tools.iter().find(|t| t.has_key(key))
     }
 }

@@ -212,6 +212,17 @@ impl ToolInfo {
         }
     }
 
+    /// Whether the tool's key ([`ToolInfo::key`]) is `key`, without building the key.
+    pub fn has_key(&self, key: &str) -> bool {
+        if self.module.is_empty() {
+            *self.name == *key
+        } else {
+            key.strip_prefix(&*self.module)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|name| name == &*self.name)
+        }
+    }
+
     /// The parameter named `name` and its position.
     pub fn param(&self, name: &str) -> Option<(usize, &FieldInfo)> {
         self.params

@@ -178,3 +178,30 @@ fn no_plan_with_errors() {
     );
     assert!(dsl_check::lower(&analysis).is_none());
 }
+
+#[test]
+fn a_tool_is_found_by_its_whole_key_only() {
+    let plan = inbox_triage();
+    let search = plan
+        .tool("mail.search")
+        .expect("an imported tool by its key");
+    assert_eq!(search.key(), "mail.search");
+    for near in [
+        "search",
+        "mail",
+        "mail.",
+        "mailsearch",
+        "mail.searc",
+        "mail.search.",
+        "chat.search",
+    ] {
+        assert!(plan.tool(near).is_none(), "`{near}` is not a tool's key");
+    }
+    for tool in &plan.tools {
+        let key = tool.key();
+        assert!(
+            plan.tool(&key).is_some_and(|found| found.key() == key),
+            "{key}"
+        );
+    }
+}

@@ -1374,7 +1374,8 @@ impl Engine {
             }
         }
         // The policy's `rate` rules space the calls (before the effect is marked issued).
-        self.wait_for_rate(&info.key()).await?;
+        // (`tool` is the tool's key: the plan found it by that.)
+        self.wait_for_rate(tool).await?;
         // Locals of a block, as the real calls' are of their own function: what lives across
         // the simulated wait below is in every tool step's future.
         let effect_key = if matches!(info.scope, Some(ToolScope::Write | ToolScope::Destructive)) {

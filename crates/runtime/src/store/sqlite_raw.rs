@@ -85,12 +85,18 @@ impl Sql {
             Sql::InsertEffect => INSERT_EFFECT.into(),
             Sql::EffectDone => EFFECT_DONE.into(),
             Sql::RunStatus => RUN_STATUS.into(),
+            // The run id, the same in every row, is one parameter (`?1`), bound once.
             Sql::UpsertSteps => {
-                let row = format!("({})", ["?"; STEP_VALUES].join(", "));
-                format!(
-                    "{STEP_COLUMNS}VALUES {}{STEP_CONFLICT}",
-                    vec![row; STEPS_AT_ONCE].join(", ")
-                )
+                let rows: Vec<String> = (0..STEPS_AT_ONCE)
+                    .map(|row| {
+                        let first = 2 + row * STEP_VALUES;
+                        let params: Vec<String> = (first..first + STEP_VALUES)
+                            .map(|at| format!("?{at}"))
+                            .collect();
+                        format!("(?1, {})", params.join(", "))
+                    })
+                    .collect();
+                format!("{STEP_COLUMNS}VALUES {}{STEP_CONFLICT}", rows.join(", "))
             }
             Sql::Begin => "BEGIN IMMEDIATE".into(),
             Sql::Commit => "COMMIT".into(),
@@ -100,6 +106,7 @@ impl Sql {
 
 /// A value bound to a statement parameter. Text is bound without a copy: it must outlive
 /// the statement's run, which resets the statement before returning.
+#[derive(Clone, Copy)]
 enum Value<'a> {
     Text(Option<&'a str>),
     Int(i64),
@@ -140,12 +147,11 @@ impl From<f64> for Value<'_> {
     }
 }
 
-/// The values of a step row, in `STEP_COLUMNS` order.
-const STEP_VALUES: usize = 14;
+/// The values of a step row after its run id, in `STEP_COLUMNS` order.
+const STEP_VALUES: usize = 13;
 
-fn step_values<'a>(run_id: &'a str, step: &'a super::StepRecord) -> [Value<'a>; STEP_VALUES] {
+fn step_values(step: &super::StepRecord) -> [Value<'_>; STEP_VALUES] {
     [
-        run_id.into(),
         (&step.key).into(),
         (&step.node).into(),
         (&step.status).into(),
@@ -411,15 +417,26 @@ impl RawConnection {
     }
 
     fn upsert_step(&mut self, run_id: &str, step: &super::StepRecord) -> Result<u64, StoreError> {
-        self.run(Sql::UpsertStep, &step_values(run_id, step))
+        let row = step_values(step);
+        let values: [Value<'_>; STEP_VALUES + 1] =
+            std::array::from_fn(|at| if at == 0 { run_id.into() } else { row[at - 1] });
+        self.run(Sql::UpsertStep, &values)
     }
 
-    fn write_rows(&mut self, run_id: &str, rows: Rows<'_>) -> Result<(), StoreError> {
+    fn write_rows(&mut self, run_id: &str, mut rows: Rows<'_>) -> Result<(), StoreError> {
+        // In key order, a group's rows go through the steps' key index from one end to the
+        // other rather than at random: fewer of its leaves are rebalanced (SQLite's
+        // `balance_nonroot`: about a tenth of a row's cost, counted with callgrind). The sort is
+        // stable: rows of one key keep their order, and the later one stays.
+        if rows.steps.len() > 1 {
+            rows.steps.sort_by(|a, b| a.key.cmp(&b.key));
+        }
         let mut chunks = rows.steps.chunks_exact(STEPS_AT_ONCE);
         let mut values = Vec::new();
         for chunk in &mut chunks {
             values.clear();
-            values.extend(chunk.iter().flat_map(|step| step_values(run_id, step)));
+            values.push(run_id.into());
+            values.extend(chunk.iter().flat_map(|step| step_values(step)));
             self.run(Sql::UpsertSteps, &values)?;
         }
         for step in chunks.remainder() {
