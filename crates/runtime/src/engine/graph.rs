@@ -197,8 +197,7 @@ impl Engine {
             // Successes whose records wait for a shared commit. They complete in the order
             // they were queued, and commits resolve the queue in order: the front resolves
             // first.
-            let mut committing: VecDeque<(NodeIndex, Finished)> =
-                VecDeque::with_capacity(nodes.min(room));
+            let mut committing: VecDeque<(NodeIndex, Finished)> = VecDeque::new();
             let resolved = self.writer.resolved();
             // One wait for the next commit, kept across the loop's turns: a new one at every
             // turn would join the channel's list of waiters whenever the scheduler waits and
@@ -211,7 +210,7 @@ impl Engine {
             let mut cancel_requested = std::pin::pin!(cancel_requested);
             let mut cancel_seen = false;
             // This turn's results (one list for every turn: most turns have one).
-            let mut results = Vec::with_capacity(nodes.min(room));
+            let mut results = Vec::new();
             loop {
                 while running.len() < room
                     && let Some(index) = ready.pop_front()

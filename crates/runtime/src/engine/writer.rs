@@ -73,9 +73,9 @@ impl Resolved {
     }
 }
 
-/// At most this many committed groups wait for the committer thread to drop their writes
-/// (see [`Spent`]).
-const SPENT_GROUPS: usize = 64;
+/// At most about this many committed rows wait for the committer thread to drop their
+/// writes (see [`Spent`]): a wide wave's records are not all kept to its end.
+const SPENT_ROWS: usize = 1024;
 
 /// Rows written between two checkpoints of SQLite's log (about 1,000 pages).
 const CHECKPOINT_ROWS: usize = 2000;
@@ -173,6 +173,8 @@ struct ThreadState {
 /// the scheduler's thread: some 400 instructions a step row (counted with callgrind), which
 /// the committer thread spends once the queue is empty rather than between a wave's commits.
 struct Spent {
+    /// How many rows the writes held.
+    rows: usize,
     /// Held only to be dropped.
     _writes: Vec<(Vec<Write>, Option<Ack>)>,
 }
@@ -253,6 +255,7 @@ impl Shared {
             }
         }
         Spent {
+            rows: group.rows(),
             _writes: group.batches,
         }
     }
@@ -353,15 +356,21 @@ impl Shared {
             return;
         };
         thread.prepare();
-        // Writes committed while more were queued, dropped once the queue is empty.
+        // Writes committed while more were queued, dropped once the queue is empty (or
+        // once they hold `SPENT_ROWS`), with the number of rows they hold.
         let mut spent: Vec<Spent> = Vec::new();
+        let mut spent_rows = 0;
         let mut queue = lock(&self.queue);
         loop {
             if !queue.batches.is_empty() {
                 drop(queue);
-                spent.extend(self.commit_raw(&mut lock(&thread.held)));
-                if spent.len() >= SPENT_GROUPS || self.queue_is_empty() {
+                if let Some(group) = self.commit_raw(&mut lock(&thread.held)) {
+                    spent_rows += group.rows;
+                    spent.push(group);
+                }
+                if spent_rows >= SPENT_ROWS || self.queue_is_empty() {
                     spent.clear();
+                    spent_rows = 0;
                 }
                 queue = self.await_batch(thread.awake_for);
             } else if queue.thread.closed {
