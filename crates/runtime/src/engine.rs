@@ -256,7 +256,7 @@ pub struct Engine {
     /// effect issued again with the same arguments keeps its idempotency key.
     pub(crate) effects: HashMap<String, Vec<crate::store::EffectRecord>>,
     /// Top-level step values.
-    pub(crate) values: RwLock<HashMap<String, Value>>,
+    pub(crate) values: RwLock<crate::eval::StepValues>,
     pub(crate) global_limit: Semaphore,
     /// The policy's `rate` rules.
     pub(crate) rates: rate::RateLimits,
@@ -507,7 +507,10 @@ impl Engine {
             approvals,
             effects: HashMap::new(),
             // Every top-level step has a value: sized once, not grown through a wave.
-            values: RwLock::new(HashMap::with_capacity(top_level_nodes)),
+            values: RwLock::new(crate::eval::StepValues::with_capacity_and_hasher(
+                top_level_nodes,
+                Default::default(),
+            )),
             model_limits: Mutex::new(HashMap::new()),
             budget: Mutex::new(budget),
             budget_settled: tokio::sync::Notify::new(),

@@ -32,13 +32,18 @@ pub enum EvalError {
     Fixture(String, String),
 }
 
+/// Finished steps' values by step name. The names are the pack's own step ids, so the map
+/// hashes them with a fast hash rather than the standard one, which resists crafted keys at
+/// some 100 instructions a look-up (a run inserts every step's value and looks many up).
+pub type StepValues = HashMap<String, Value, rustc_hash::FxBuildHasher>;
+
 /// What names mean during one evaluation.
 #[derive(Default)]
 pub struct Scope<'a> {
     /// The run's inputs (`input.x`).
     pub inputs: Option<&'a Map<String, Value>>,
     /// Finished steps' values, by step name.
-    pub steps: Option<&'a HashMap<String, Value>>,
+    pub steps: Option<&'a StepValues>,
     /// Local bindings, innermost last: loop variables, `critique`, tool parameters.
     pub locals: Vec<(String, Value)>,
     /// Results of tool calls made for this expression, by the call's span.
@@ -621,7 +626,7 @@ mod tests {
 
     #[test]
     fn names_and_paths() {
-        let mut steps = HashMap::new();
+        let mut steps = StepValues::default();
         steps.insert(
             "inbox".to_string(),
             serde_json::json!({"messages": [{"id": "a"}, {"id": "b"}]}),

@@ -352,52 +352,55 @@ impl Engine {
                     );
                 }
                 self.budget_settled.notify_waiters();
-                let detail = match done.detail {
-                    Detail::Text(text) => text,
-                    Detail::Doc(mut doc) => {
-                        crate::redact::redact_value_in_place(&mut doc, self.redact_trace);
-                        super::json_text(&doc)
-                    }
-                };
-                let record = StepRecord {
-                    key: key.to_string(),
-                    node: node.id.clone(),
-                    status: "succeeded".into(),
-                    attempts: attempts.len() as i64 + 1,
-                    started_at: started,
-                    ended_at: ended,
-                    output_json: Some(super::json_text(&done.value)),
-                    input_tokens: done.input_tokens as i64,
-                    output_tokens: done.output_tokens as i64,
-                    cost: done.cost,
-                    error: None,
-                    model: done.model.clone(),
-                    detail_json: Some(detail),
-                };
-                let mut writes = vec![Write::Step(record, attempts)];
-                if let Some(effect) = done.effect {
-                    writes.push(Write::EffectDone { key: effect });
-                }
                 let tokens = done.input_tokens + done.output_tokens;
-                // With other nodes in flight the record joins their commit and the scheduler
-                // reports the step done once it is durable; alone, it commits inline.
-                if self.writer.shared_commits() {
-                    if let Some(ticket) = self.writer.submit(writes) {
-                        return NodeResult::Committing(Finished {
-                            value: done.value,
-                            ticket,
-                            // Only a progress display reads it.
-                            key: if self.progress.is_some() {
-                                key.to_string()
-                            } else {
-                                String::new()
-                            },
-                            cost: done.cost,
-                            tokens,
-                        });
+                // Without a store nothing would read the step's record: none is built.
+                if self.writer.has_store() {
+                    let detail = match done.detail {
+                        Detail::Text(text) => text,
+                        Detail::Doc(mut doc) => {
+                            crate::redact::redact_value_in_place(&mut doc, self.redact_trace);
+                            super::json_text(&doc)
+                        }
+                    };
+                    let record = StepRecord {
+                        key: key.to_string(),
+                        node: node.id.clone(),
+                        status: "succeeded".into(),
+                        attempts: attempts.len() as i64 + 1,
+                        started_at: started,
+                        ended_at: ended,
+                        output_json: Some(super::json_text(&done.value)),
+                        input_tokens: done.input_tokens as i64,
+                        output_tokens: done.output_tokens as i64,
+                        cost: done.cost,
+                        error: None,
+                        model: done.model.clone(),
+                        detail_json: Some(detail),
+                    };
+                    let mut writes = vec![Write::Step(record, attempts)];
+                    if let Some(effect) = done.effect {
+                        writes.push(Write::EffectDone { key: effect });
                     }
-                } else if let Err(error) = self.writer.write(writes).await {
-                    return NodeResult::Blocked(Blocker::Failed, Some(error.to_string()));
+                    // With other nodes in flight the record joins their commit and the scheduler
+                    // reports the step done once it is durable; alone, it commits inline.
+                    if self.writer.shared_commits() {
+                        if let Some(ticket) = self.writer.submit(writes) {
+                            return NodeResult::Committing(Finished {
+                                value: done.value,
+                                ticket,
+                                // Only a progress display reads it.
+                                key: if self.progress.is_some() {
+                                    key.to_string()
+                                } else {
+                                    String::new()
+                                },
+                                cost: done.cost,
+                                tokens,
+                            });
+                        }
+                    } else if let Err(error) = self.writer.write(writes).await {
+                        return NodeResult::Blocked(Blocker::Failed, Some(error.to_string()));
+                    }
                 }
                 self.report(
                     || Progress::Finished(key.to_string(), "succeeded".into()),
@@ -598,10 +601,13 @@ impl Engine {
                     .tool_args(tool, args, &ctx.locals)
                     .map_err(|e| Failure::new("permanent", e))?;
                 // A block, so the document is dropped before the call rather than after it.
-                let detail = {
+                // Only the step's record holds it: without a store, none is built.
+                let detail = if self.writer.has_store() {
                     let mut doc = serde_json::json!({ "tool": tool, "args": args, "span": [node.span.start, node.span.end] });
                     crate::redact::redact_value_in_place(&mut doc, self.redact_trace);
                     Detail::Text(super::json_text(&doc))
+                } else {
+                    Detail::Text(String::new())
                 };
                 let (value, effect) = self.call_tool(tool, args, key, attempts).await?;
                 Ok(LeafDone {

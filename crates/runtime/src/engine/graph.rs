@@ -92,7 +92,7 @@ pub(crate) struct Finished {
 #[derive(Default)]
 pub(crate) struct GraphOutcome {
     /// Node values by id (sub-graphs only: the root's are in `Engine::values`).
-    pub(crate) values: HashMap<String, Value>,
+    pub(crate) values: crate::eval::StepValues,
     /// How each node ended (sub-graphs only).
     pub(crate) states: HashMap<String, &'static str>,
     pub(crate) blocker: Option<Blocker>,
@@ -174,7 +174,10 @@ impl Engine {
             let nodes = g.node_count();
             let sized = if ctx.top { 0 } else { nodes };
             let mut outcome = GraphOutcome {
-                values: HashMap::with_capacity(sized),
+                values: crate::eval::StepValues::with_capacity_and_hasher(
+                    sized,
+                    Default::default(),
+                ),
                 states: HashMap::with_capacity(sized),
                 ..GraphOutcome::default()
             };

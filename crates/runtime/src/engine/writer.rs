@@ -657,6 +657,12 @@ impl Writer {
         }
     }
 
+    /// Whether there is a store: without one, writes are dropped, and nothing needs a step's
+    /// record built.
+    pub(crate) fn has_store(&self) -> bool {
+        self.shared.is_some()
+    }
+
     /// Whether a batch handed over now would join others' commits: there is a store and
     /// other nodes are in flight. Then [`Writer::submit`] spares the step waiting for its
     /// own acknowledgement; alone, a step commits inline through [`Writer::write`].
