@@ -14,7 +14,7 @@
 //! it would overlap a real provider's.
 
 use std::cell::Cell;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -112,8 +112,57 @@ const SPIN: Duration = Duration::from_micros(150);
 
 /// One thread that fires oneshot channels at their deadlines.
 struct PreciseTimer {
-    queue: Mutex<BinaryHeap<TimerEntry>>,
+    queue: Mutex<Deadlines>,
     changed: Condvar,
+}
+
+/// The waits a timer holds, earliest first. Most come in the order they fall due (a wave's
+/// calls of one latency, dispatched one after the other): those queue in a list, added and
+/// taken in constant time; one that falls due before the list's last goes to a heap. Taking
+/// 1,000 due waits off a heap of 1,000 was most of the timer thread's work in a wide wave
+/// (380,000 of its 480,000 instructions, callgrind), on a core the wave's steps need.
+#[derive(Default)]
+struct Deadlines {
+    in_order: VecDeque<TimerEntry>,
+    others: BinaryHeap<TimerEntry>,
+}
+
+impl Deadlines {
+    fn push(&mut self, entry: TimerEntry) {
+        match self.in_order.back() {
+            // Due before the list's last (the earliest deadline orders greatest).
+            Some(last) if entry > *last => self.others.push(entry),
+            _ => self.in_order.push_back(entry),
+        }
+    }
+
+    /// The earliest deadline.
+    fn earliest(&self) -> Option<std::time::Instant> {
+        match (self.in_order.front(), self.others.peek()) {
+            (Some(a), Some(b)) => Some(if *a > *b { a.deadline } else { b.deadline }),
+            (Some(a), None) => Some(a.deadline),
+            (None, b) => b.map(|b| b.deadline),
+        }
+    }
+
+    /// Takes the earliest wait if it is due at `now`.
+    fn pop_due(&mut self, now: std::time::Instant) -> Option<TimerEntry> {
+        // (The ordering puts the earliest deadline greatest: see `TimerEntry`'s `Ord`.)
+        let from_list = match (self.in_order.front(), self.others.peek()) {
+            (Some(a), Some(b)) => a > b,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if from_list {
+            self.in_order.pop_front_if(|entry| entry.deadline <= now)
+        } else {
+            if self.others.peek()?.deadline <= now {
+                self.others.pop()
+            } else {
+                None
+            }
+        }
+    }
 }
 
 struct TimerEntry {
@@ -150,7 +199,7 @@ impl PreciseTimer {
         static TIMER: OnceLock<Option<&'static PreciseTimer>> = OnceLock::new();
         *TIMER.get_or_init(|| {
             let timer: &'static PreciseTimer = Box::leak(Box::new(PreciseTimer {
-                queue: Mutex::new(BinaryHeap::new()),
+                queue: Mutex::new(Deadlines::default()),
                 changed: Condvar::new(),
             }));
             std::thread::Builder::new()
@@ -165,7 +214,7 @@ impl PreciseTimer {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let earliest = queue.peek().is_none_or(|top| deadline < top.deadline);
+        let earliest = queue.earliest().is_none_or(|top| deadline < top);
         queue.push(TimerEntry {
             deadline,
             seq,
@@ -182,8 +231,8 @@ impl PreciseTimer {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let now = std::time::Instant::now();
-            while queue.peek().is_some_and(|top| top.deadline <= now) {
-                due.extend(queue.pop());
+            while let Some(entry) = queue.pop_due(now) {
+                due.push(entry);
             }
             if !due.is_empty() {
                 drop(queue);
@@ -193,7 +242,7 @@ impl PreciseTimer {
                 queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            queue = match queue.peek().map(|top| top.deadline - now) {
+            queue = match queue.earliest().map(|top| top - now) {
                 None => self.changed.wait(queue).unwrap_or_else(|e| e.into_inner()),
                 // The kernel wakes a sleeping thread some 50-100 us late (timer slack, then
                 // scheduling): sleep until shortly before the deadline, then spin to it.
@@ -216,6 +265,46 @@ impl PreciseTimer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_fall_due_in_deadline_order_whatever_order_they_came_in() {
+        let start = std::time::Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut deadlines = Deadlines::default();
+        // In order, then earlier ones, a tie (which keeps its arrival order), later ones.
+        let arrivals = [10, 20, 20, 30, 5, 25, 15, 30, 40, 1, 50, 45];
+        let mut receivers = Vec::new();
+        for (seq, ms) in arrivals.iter().enumerate() {
+            let (done, wait) = oneshot::channel();
+            receivers.push(wait);
+            deadlines.push(TimerEntry {
+                deadline: at(*ms),
+                seq: seq as u64,
+                done,
+            });
+        }
+        assert_eq!(deadlines.earliest(), Some(at(1)));
+        // Nothing is due before its deadline.
+        assert!(deadlines.pop_due(at(0)).is_none());
+        let mut fired = Vec::new();
+        for now in [at(20), at(100)] {
+            while let Some(entry) = deadlines.pop_due(now) {
+                assert!(entry.deadline <= now);
+                fired.push((entry.deadline, entry.seq));
+            }
+            if now == at(20) {
+                assert_eq!(deadlines.earliest(), Some(at(25)));
+            }
+        }
+        assert_eq!(deadlines.earliest(), None);
+        let mut expected: Vec<_> = arrivals
+            .iter()
+            .enumerate()
+            .map(|(seq, ms)| (at(*ms), seq as u64))
+            .collect();
+        expected.sort();
+        assert_eq!(fired, expected);
+    }
 
     #[tokio::test]
     async fn a_wait_lasts_at_least_its_latency() {
