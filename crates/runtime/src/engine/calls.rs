@@ -355,28 +355,21 @@ impl Engine {
                 let tokens = done.input_tokens + done.output_tokens;
                 // Without a store nothing would read the step's record: none is built.
                 if self.writer.has_store() {
-                    let detail = match done.detail {
+                    let mut record = self.succeeded_record(
+                        key,
+                        node,
+                        attempts.len(),
+                        (started, ended),
+                        &done.value,
+                        &done,
+                    );
+                    record.detail_json = Some(match done.detail {
                         Detail::Text(text) => text,
                         Detail::Doc(mut doc) => {
                             crate::redact::redact_value_in_place(&mut doc, self.redact_trace);
                             super::json_text(&doc)
                         }
-                    };
-                    let record = StepRecord {
-                        key: key.to_string(),
-                        node: node.id.clone(),
-                        status: "succeeded".into(),
-                        attempts: attempts.len() as i64 + 1,
-                        started_at: started,
-                        ended_at: ended,
-                        output_json: Some(super::json_text(&done.value)),
-                        input_tokens: done.input_tokens as i64,
-                        output_tokens: done.output_tokens as i64,
-                        cost: done.cost,
-                        error: None,
-                        model: done.model.clone(),
-                        detail_json: Some(detail),
-                    };
+                    });
                     let mut writes = vec![Write::Step(record, attempts)];
                     if let Some(effect) = done.effect {
                         writes.push(Write::EffectDone { key: effect });
@@ -422,6 +415,35 @@ impl Engine {
                 self.record_failure(key, node, (started, ended), &failure, attempts, true)
                     .await
             }
+        }
+    }
+
+    /// The record of a model or tool step that succeeded with `value` (its final try; the
+    /// `failed_tries` before it have rows of their own), with the call's usage and model.
+    fn succeeded_record(
+        &self,
+        key: &str,
+        node: &Node,
+        failed_tries: usize,
+        (started, ended): (i64, i64),
+        value: &Value,
+        done: &LeafDone,
+    ) -> StepRecord {
+        StepRecord {
+            input_tokens: done.input_tokens as i64,
+            output_tokens: done.output_tokens as i64,
+            cost: done.cost,
+            model: done.model.clone(),
+            ..self.step_record(
+                key,
+                node,
+                "succeeded",
+                failed_tries as i64 + 1,
+                started,
+                ended,
+                Some(value),
+                None,
+            )
         }
     }
 
@@ -828,29 +850,22 @@ impl Engine {
             )
             .await;
         match result {
-            Ok(done) => {
-                let mut value = done.value;
+            Ok(mut done) => {
+                let mut value = std::mem::take(&mut done.value);
                 if self.options.sim && !self.mocks.contains_key(critic) {
                     // A simulated critic approves from the second round on, so loops end.
                     if let Value::Object(map) = &mut value {
                         map.insert("approved".into(), Value::Bool(round >= 2));
                     }
                 }
-                let record = StepRecord {
-                    key: key.to_string(),
-                    node: critic_node.id.clone(),
-                    status: "succeeded".into(),
-                    attempts: attempts.len() as i64 + 1,
-                    started_at: started,
-                    ended_at: now_ms(),
-                    output_json: Some(super::json_text(&value)),
-                    input_tokens: done.input_tokens as i64,
-                    output_tokens: done.output_tokens as i64,
-                    cost: done.cost,
-                    error: None,
-                    model: done.model.clone(),
-                    detail_json: None,
-                };
+                let record = self.succeeded_record(
+                    key,
+                    &critic_node,
+                    attempts.len(),
+                    (started, now_ms()),
+                    &value,
+                    &done,
+                );
                 if let Err(error) = self.writer.write(vec![Write::Step(record, attempts)]).await {
                     return Err(NodeResult::Blocked(
                         Blocker::Failed,
@@ -1434,13 +1449,13 @@ impl Engine {
         effect_key: Option<&str>,
         attempts: &mut Vec<AttemptRecord>,
     ) -> Result<Value, Failure> {
-        let rate_key = info.key();
         let mut rng = Rng::new(self.options.seed, key);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             if attempt > 1 {
-                self.wait_for_rate(&rate_key).await?;
+                // (`tool` is the tool's key, as for the first try.)
+                self.wait_for_rate(tool).await?;
             }
             let started = now_ms();
             let timeout = tool_timeout(info);

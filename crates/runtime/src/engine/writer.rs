@@ -239,8 +239,12 @@ impl Shared {
     }
 
     /// Resolves a committed (or failed) group: its tickets, then its waiting batches.
-    /// Returns the group's writes, spent, for the caller to drop when it suits it.
-    fn resolve(&self, mut group: Group, result: Result<(), String>) -> Spent {
+    /// Returns the group's batches, spent, for the caller to drop when it suits it.
+    fn resolve(
+        &self,
+        mut group: Group,
+        result: Result<(), String>,
+    ) -> Vec<(Vec<Write>, Option<Ack>)> {
         self.resolved.send_modify(|resolved| {
             if let Err(error) = &result {
                 resolved
@@ -254,10 +258,7 @@ impl Shared {
                 let _ = ack.send(result.clone());
             }
         }
-        Spent {
-            rows: group.rows(),
-            _writes: group.batches,
-        }
+        group.batches
     }
 
     fn queue_is_empty(&self) -> bool {
@@ -342,7 +343,10 @@ impl Shared {
             })
         };
         held.unchecked_rows += rows;
-        let spent = self.resolve(group, result.map_err(|e| e.to_string()));
+        let spent = Spent {
+            rows,
+            _writes: self.resolve(group, result.map_err(|e| e.to_string())),
+        };
         if held.unchecked_rows >= CHECKPOINT_ROWS {
             thread.checkpoint(held);
         }
@@ -753,6 +757,14 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The committer of a writer on SQLite.
+    fn thread_of(shared: &Shared) -> &ThreadCommitter {
+        match &shared.committer {
+            Committer::Thread(thread) => thread,
+            Committer::Task(_) => panic!("SQLite commits on a thread"),
+        }
+    }
+
     fn step(key: &str) -> Write {
         Write::Step(
             StepRecord {
@@ -840,9 +852,7 @@ mod tests {
         let (store, dir) = sqlite_store("first").await;
         let writer = Writer::new(Some(store.clone()), "run".into());
         let shared = Arc::clone(writer.shared.as_ref().expect("a store"));
-        let Committer::Thread(thread) = &shared.committer else {
-            panic!("SQLite commits on a thread");
-        };
+        let thread = thread_of(&shared);
         // As a run's `run_started` event is: alone, committed inline.
         writer.write(vec![step("s1")]).await.expect("committed");
         {
@@ -942,9 +952,7 @@ mod tests {
         let (store, dir) = sqlite_store("ready").await;
         let writer = Writer::new(Some(store.clone()), "run".into());
         let shared = Arc::clone(writer.shared.as_ref().expect("a store"));
-        let Committer::Thread(thread) = &shared.committer else {
-            panic!("SQLite commits on a thread");
-        };
+        let thread = thread_of(&shared);
         let first = writer.node_started();
         assert!(
             !lock(&shared.queue).thread.started,

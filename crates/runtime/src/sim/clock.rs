@@ -136,31 +136,30 @@ impl Deadlines {
         }
     }
 
+    /// The earliest wait, and whether it heads the list (else the heap). (The ordering
+    /// puts the earliest deadline greatest: see `TimerEntry`'s `Ord`.)
+    fn first(&self) -> Option<(&TimerEntry, bool)> {
+        match (self.in_order.front(), self.others.peek()) {
+            (Some(listed), Some(heaped)) if heaped > listed => Some((heaped, false)),
+            (Some(listed), _) => Some((listed, true)),
+            (None, heaped) => heaped.map(|heaped| (heaped, false)),
+        }
+    }
+
     /// The earliest deadline.
     fn earliest(&self) -> Option<std::time::Instant> {
-        match (self.in_order.front(), self.others.peek()) {
-            (Some(a), Some(b)) => Some(if *a > *b { a.deadline } else { b.deadline }),
-            (Some(a), None) => Some(a.deadline),
-            (None, b) => b.map(|b| b.deadline),
-        }
+        self.first().map(|(entry, _)| entry.deadline)
     }
 
     /// Takes the earliest wait if it is due at `now`.
     fn pop_due(&mut self, now: std::time::Instant) -> Option<TimerEntry> {
-        // (The ordering puts the earliest deadline greatest: see `TimerEntry`'s `Ord`.)
-        let from_list = match (self.in_order.front(), self.others.peek()) {
-            (Some(a), Some(b)) => a > b,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if from_list {
-            self.in_order.pop_front_if(|entry| entry.deadline <= now)
+        let (entry, listed) = self.first()?;
+        if entry.deadline > now {
+            None
+        } else if listed {
+            self.in_order.pop_front()
         } else {
-            if self.others.peek()?.deadline <= now {
-                self.others.pop()
-            } else {
-                None
-            }
+            self.others.pop()
         }
     }
 }
@@ -273,10 +272,8 @@ mod tests {
         let mut deadlines = Deadlines::default();
         // In order, then earlier ones, a tie (which keeps its arrival order), later ones.
         let arrivals = [10, 20, 20, 30, 5, 25, 15, 30, 40, 1, 50, 45];
-        let mut receivers = Vec::new();
         for (seq, ms) in arrivals.iter().enumerate() {
-            let (done, wait) = oneshot::channel();
-            receivers.push(wait);
+            let (done, _) = oneshot::channel();
             deadlines.push(TimerEntry {
                 deadline: at(*ms),
                 seq: seq as u64,

@@ -428,9 +428,7 @@ impl RawConnection {
         // other rather than at random: fewer of its leaves are rebalanced (SQLite's
         // `balance_nonroot`: about a tenth of a row's cost, counted with callgrind). The sort is
         // stable: rows of one key keep their order, and the later one stays.
-        if rows.steps.len() > 1 {
-            rows.steps.sort_by(|a, b| a.key.cmp(&b.key));
-        }
+        rows.steps.sort_by(|a, b| a.key.cmp(&b.key));
         let mut chunks = rows.steps.chunks_exact(STEPS_AT_ONCE);
         let mut values = Vec::new();
         for chunk in &mut chunks {
