@@ -2,7 +2,8 @@
 //! append-only audit log, on SQLite (embedded default) or PostgreSQL, through sqlx.
 //!
 //! Each step's output is stored once, in its `steps` row, so storage grows linearly with the
-//! work. Writes arrive in batches ([`Store::apply`]): one transaction, one commit per wave.
+//! work. Step rows are appended: each is keyed by its run's number and its place among the
+//! run's rows (see [`RUN_KEYS`]), and a step written again is read back from its latest row. Writes arrive in batches ([`Store::apply`]): one transaction, one commit per wave.
 //! On SQLite, batches are written through SQLite's C API on a connection of the writer's
 //! own ([`RawConnection`]); migrations, new runs and reads go through sqlx's pool.
 
@@ -38,7 +39,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "effect arguments",
         include_str!("../../../migrations/0004_effect_args.sql"),
     ),
+    (
+        5,
+        "step rows",
+        include_str!("../../../migrations/0005_step_rows.sql"),
+    ),
 ];
+
+/// Step row keys per run: a run's step rows have the keys `number * RUN_KEYS + 1` on, in the
+/// order they were written (`number` is the run's, see migration 0005).
+pub(crate) const RUN_KEYS: i64 = 1 << 32;
 
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +65,12 @@ pub enum StoreError {
     /// The run does not exist.
     #[error("no run `{0}` in the store")]
     NoSuchRun(String),
+    /// A step row could not be written: its run is not in the store, or its range of step
+    /// row keys is full.
+    #[error(
+        "no step row written for run `{0}`: the run is not in the store, or holds 4,294,967,295 step rows, the most a run can"
+    )]
+    StepRows(String),
     /// Stored data could not be read back.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -282,32 +298,6 @@ pub enum Write {
     },
 }
 
-/// Inserts or replaces one step row.
-macro_rules! upsert_step {
-    ($exec:expr, $run_id:expr, $step:expr) => {{
-        let step = $step;
-                        sqlx::query(
-                            "INSERT INTO steps (run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error, model, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (run_id, step_key) DO UPDATE SET node = excluded.node, status = excluded.status, attempts = excluded.attempts, started_at = excluded.started_at, ended_at = excluded.ended_at, output_json = excluded.output_json, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost = excluded.cost, error = excluded.error, model = excluded.model, detail_json = excluded.detail_json",
-                        )
-                        .bind($run_id)
-                        .bind(&step.key)
-                        .bind(&step.node)
-                        .bind(&step.status)
-                        .bind(step.attempts)
-                        .bind(step.started_at)
-                        .bind(step.ended_at)
-                        .bind(&step.output_json)
-                        .bind(step.input_tokens)
-                        .bind(step.output_tokens)
-                        .bind(step.cost)
-                        .bind(&step.error)
-                        .bind(&step.model)
-                        .bind(&step.detail_json)
-                        .execute($exec)
-                        .await?;
-    }};
-}
-
 /// One connection of a [`Store`], for many batches in a row.
 #[derive(Debug)]
 pub enum StoreConnection {
@@ -355,7 +345,7 @@ struct Rows<'w> {
 
 impl<'w> Rows<'w> {
     /// The rows per table, in order, without merging: for writing them one at a time, where
-    /// each upsert of a key replaces the one before, as merging would.
+    /// each later row of a key is read back in place of the one before, as merging would.
     fn partition(writes: impl IntoIterator<Item = &'w Write>) -> Rows<'w> {
         let mut rows = Rows::default();
         for write in writes {
@@ -414,8 +404,48 @@ impl<'w> Rows<'w> {
     }
 }
 
-const STEP_COLUMNS: &str = "INSERT INTO steps (run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error, model, detail_json) ";
-const STEP_CONFLICT: &str = " ON CONFLICT (run_id, step_key) DO UPDATE SET node = excluded.node, status = excluded.status, attempts = excluded.attempts, started_at = excluded.started_at, ended_at = excluded.ended_at, output_json = excluded.output_json, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost = excluded.cost, error = excluded.error, model = excluded.model, detail_json = excluded.detail_json";
+const STEP_COLUMNS: &str = "INSERT INTO steps (id, run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error, model, detail_json) ";
+/// The key of run `$1`'s next step row: one past its last, or its first. One step back
+/// through the steps' own B-tree from the end of the run's range of keys.
+const NEXT_STEP_ID: &str = "SELECT COALESCE((SELECT steps.id FROM steps WHERE steps.id BETWEEN runs.number * 4294967296 AND runs.number * 4294967296 + 4294967295 ORDER BY steps.id DESC LIMIT 1), runs.number * 4294967296) + 1 FROM runs WHERE runs.id = $1";
+/// One step row of run `$1`, under its next key: a statement by itself, so a lone step
+/// commits in one round trip. It writes no row when the run does not exist or its range of
+/// keys is full.
+const APPEND_STEP: &str = "INSERT INTO steps (id, run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error, model, detail_json) SELECT next.id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM (SELECT COALESCE((SELECT steps.id FROM steps WHERE steps.id BETWEEN runs.number * 4294967296 AND runs.number * 4294967296 + 4294967295 ORDER BY steps.id DESC LIMIT 1), runs.number * 4294967296) + 1 AS id, runs.number AS number FROM runs WHERE runs.id = $1) AS next WHERE next.id < (next.number + 1) * 4294967296";
+
+/// The keys of `n` step rows of run `run_id` from `next` (what [`NEXT_STEP_ID`] gave), if
+/// they fit in the run's range.
+fn step_ids(run_id: &str, next: Option<i64>, n: usize) -> Result<i64, StoreError> {
+    let next = next.ok_or_else(|| StoreError::NoSuchRun(run_id.to_string()))?;
+    let end = ((next - 1) / RUN_KEYS + 1) * RUN_KEYS;
+    if next.saturating_add(n as i64) > end {
+        return Err(StoreError::StepRows(run_id.to_string()));
+    }
+    Ok(next)
+}
+
+/// The latest of each key's rows (`rows` in the order they were written), in the order the
+/// steps finished (and by key when two finished at once).
+fn latest_per_key(rows: Vec<StepRecord>) -> Vec<StepRecord> {
+    let mut latest: std::collections::HashMap<String, StepRecord> =
+        std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        latest.insert(row.key.clone(), row);
+    }
+    let mut steps: Vec<StepRecord> = latest.into_values().collect();
+    steps.sort_by(|a, b| (a.ended_at, &a.key).cmp(&(b.ended_at, &b.key)));
+    steps
+}
+
+/// What a lone step row's [`APPEND_STEP`] changed, checked: no row means no run, or no room.
+fn appended(run_id: &str, changed: u64) -> Result<(), StoreError> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::StepRows(run_id.to_string()))
+    }
+}
+
 const ATTEMPT_COLUMNS: &str = "INSERT INTO attempts (run_id, step_key, attempt, status, started_at, ended_at, input_tokens, output_tokens, cost, model, error, detail_json) ";
 const ATTEMPT_CONFLICT: &str = " ON CONFLICT (run_id, step_key, attempt) DO UPDATE SET status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost = excluded.cost, model = excluded.model, error = excluded.error, detail_json = excluded.detail_json";
 const AUDIT_COLUMNS: &str = "INSERT INTO audit (run_id, seq, at, kind, step_key, detail) ";
@@ -424,7 +454,7 @@ const AUDIT_COLUMNS: &str = "INSERT INTO audit (run_id, seq, at, kind, step_key,
 /// the order they first appear, which here is their number, so the SQLite path binds the
 /// same values in the same places.
 const DELETE_APPROVAL: &str = "DELETE FROM approvals WHERE run_id = $1 AND step_key = $2";
-const DELETE_STEP: &str = "DELETE FROM steps WHERE run_id = $1 AND step_key = $2";
+const DELETE_STEP: &str = "DELETE FROM steps WHERE id BETWEEN (SELECT number * 4294967296 FROM runs WHERE id = $1) AND (SELECT number * 4294967296 + 4294967295 FROM runs WHERE id = $1) AND step_key = $2";
 const INSERT_APPROVAL: &str = "INSERT INTO approvals (run_id, step_key, tool, args_json, args_hash, reason, status, decided_by, note, requested_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 const REISSUE_EFFECT: &str = "UPDATE effects SET times_issued = times_issued + 1, last_issued_at = $1, status = 'issued' WHERE idempotency_key = $2";
 const INSERT_EFFECT: &str = "INSERT INTO effects (idempotency_key, run_id, step_key, tool, times_issued, status, first_issued_at, last_issued_at, args_hash) VALUES ($1, $2, $3, $4, 1, 'issued', $5, $5, $6)";
@@ -452,25 +482,36 @@ macro_rules! insert_rows {
     }};
 }
 
-/// Writes step rows with multi-row statements on connection `conn`.
+/// Writes step rows of run `run_id` with multi-row statements on connection `conn`, under
+/// the run's next keys (in a transaction: the keys are read before the rows are written).
 macro_rules! insert_step_rows {
     ($conn:expr, $run_id:expr, $steps:expr) => {
-        insert_rows!($conn, $steps, STEP_COLUMNS, STEP_CONFLICT, |b, step| {
-            b.push_bind($run_id)
-                .push_bind(&step.key)
-                .push_bind(&step.node)
-                .push_bind(&step.status)
-                .push_bind(step.attempts)
-                .push_bind(step.started_at)
-                .push_bind(step.ended_at)
-                .push_bind(&step.output_json)
-                .push_bind(step.input_tokens)
-                .push_bind(step.output_tokens)
-                .push_bind(step.cost)
-                .push_bind(&step.error)
-                .push_bind(&step.model)
-                .push_bind(&step.detail_json)
-        })
+        if !$steps.is_empty() {
+            let next: Option<i64> = sqlx::query_scalar(NEXT_STEP_ID)
+                .bind($run_id)
+                .fetch_optional(&mut *$conn)
+                .await?;
+            let first = step_ids($run_id, next, $steps.len())?;
+            let numbered: Vec<(i64, &StepRecord)> = (first..).zip($steps.iter().copied()).collect();
+            insert_rows!($conn, numbered, STEP_COLUMNS, "", |b, row| {
+                let (id, step) = row;
+                b.push_bind(*id)
+                    .push_bind($run_id)
+                    .push_bind(&step.key)
+                    .push_bind(&step.node)
+                    .push_bind(&step.status)
+                    .push_bind(step.attempts)
+                    .push_bind(step.started_at)
+                    .push_bind(step.ended_at)
+                    .push_bind(&step.output_json)
+                    .push_bind(step.input_tokens)
+                    .push_bind(step.output_tokens)
+                    .push_bind(step.cost)
+                    .push_bind(&step.error)
+                    .push_bind(&step.model)
+                    .push_bind(&step.detail_json)
+            })
+        }
     };
 }
 
@@ -486,20 +527,27 @@ async fn apply_postgres(
     if let [[Write::Step(step, attempts)]] = batches
         && attempts.is_empty()
     {
-        upsert_step!(&mut *conn, run_id, step);
-        return Ok(());
+        let changed = sqlx::query(APPEND_STEP)
+            .bind(run_id)
+            .bind(&step.key)
+            .bind(&step.node)
+            .bind(&step.status)
+            .bind(step.attempts)
+            .bind(step.started_at)
+            .bind(step.ended_at)
+            .bind(&step.output_json)
+            .bind(step.input_tokens)
+            .bind(step.output_tokens)
+            .bind(step.cost)
+            .bind(&step.error)
+            .bind(&step.model)
+            .bind(&step.detail_json)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        return appended(run_id, changed);
     }
     let rows = Rows::gather(batches.iter().flat_map(|batch| batch.iter()));
-    // Step rows alone that fit one statement (a small wave of finished steps) are atomic
-    // by themselves: no transaction around them.
-    if rows.attempts.is_empty()
-        && rows.audit.is_empty()
-        && rows.others.is_empty()
-        && statement_sizes(rows.steps.len()).len() == 1
-    {
-        insert_step_rows!(conn, run_id, rows.steps);
-        return Ok(());
-    }
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     insert_step_rows!(tx, run_id, rows.steps);
     insert_rows!(
@@ -687,15 +735,25 @@ fn sqlite_path(pool: &SqlitePool) -> std::path::PathBuf {
     pool.connect_options().get_filename().to_path_buf()
 }
 
-fn migrator() -> Migrator {
+/// The migrations for `backend` (`sqlite`, `postgres`). They are one SQL text for both but
+/// for a table's own integer key: SQLite's `INTEGER PRIMARY KEY` (64 bits, the row's own
+/// key) is `BIGINT PRIMARY KEY` on PostgreSQL, where `INTEGER` holds 32 bits.
+fn migrator(backend: &str) -> Migrator {
     let migrations: Vec<Migration> = MIGRATIONS
         .iter()
         .map(|(version, description, sql)| {
+            // The migrations are the repository's own files: no outside text reaches them.
+            let sql = if backend == "postgres" {
+                sqlx::AssertSqlSafe(sql.replace("INTEGER PRIMARY KEY", "BIGINT PRIMARY KEY"))
+                    .into_sql_str()
+            } else {
+                sql.into_sql_str()
+            };
             Migration::new(
                 *version,
                 Cow::Borrowed(*description),
                 MigrationType::Simple,
-                sql.into_sql_str(),
+                sql,
                 false,
             )
         })
@@ -777,7 +835,7 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = migrator();
+        let migrator = migrator(self.backend());
         // Two processes opening a new SQLite file at once race to migrate it: the loser
         // fails on the tables the winner created, and succeeds when it looks again.
         let mut tries = 0;
@@ -800,12 +858,31 @@ impl Store {
         with_pool!(self, pool => pool.close().await);
     }
 
-    /// Records a new run (its status row and, apart, its source and plan).
+    /// Records a new run (its status row and, apart, its source and plan). The run takes the
+    /// next run number, which places its step rows (see [`RUN_KEYS`]); two processes that
+    /// take the same number at once on PostgreSQL meet the number's unique index, and the
+    /// later tries again.
     pub async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let mut tries = 0;
+        loop {
+            match self.insert_run(run).await {
+                Err(StoreError::Database(sqlx::Error::Database(error)))
+                    if error.is_unique_violation()
+                        && error.message().contains("runs_number")
+                        && tries < 5 =>
+                {
+                    tries += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO runs (id, pack_name, pack_path, plan_hash, inputs_json, options_json, status, outcome, error, result_json, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "INSERT INTO runs (id, pack_name, pack_path, plan_hash, inputs_json, options_json, status, outcome, error, result_json, created_at, updated_at, number) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, (SELECT COALESCE(MAX(number), 0) + 1 FROM runs))",
             )
             .bind(&run.id)
             .bind(&run.pack_name)
@@ -896,10 +973,11 @@ impl Store {
         }))
     }
 
-    /// The finished steps of a run, in the order they finished.
+    /// The steps of a run, in the order they finished: each step's latest row (a step
+    /// written again, as a gate that asked anew or a resumed step is, has a row per write).
     pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
-        Ok(with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT * FROM steps WHERE run_id = $1 ORDER BY ended_at, step_key")
+        let rows = with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT steps.* FROM runs JOIN steps ON steps.id BETWEEN runs.number * 4294967296 AND runs.number * 4294967296 + 4294967295 WHERE runs.id = $1 ORDER BY steps.id")
                 .bind(run_id)
                 .fetch_all(pool)
                 .await?;
@@ -922,7 +1000,8 @@ impl Store {
                     })
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()?
-        }))
+        });
+        Ok(latest_per_key(rows))
     }
 
     /// Every attempt of a run, by start time.

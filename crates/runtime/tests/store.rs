@@ -260,10 +260,14 @@ async fn engine_on_store(store: &Store) {
 /// batch after batch.
 async fn big_batches(store: &Store) {
     let run = "run-batch";
+    store
+        .create_run(&run_record(run, 3))
+        .await
+        .expect("create run");
     let mut writes = Vec::new();
     // 601 keys: statements of 256, 256, 32, 32, 4 x 6 and 1 on PostgreSQL (keys merged
-    // first); on SQLite, of 32 rows and then one at a time, rows unmerged, so `s3` is
-    // written twice within one statement.
+    // first); on SQLite, of 32 rows and then one at a time, rows unmerged, so `s3` has two
+    // rows within one statement, the later one read back.
     for i in 0..601 {
         let key = format!("s{i}");
         writes.push(Write::Step(
@@ -328,6 +332,10 @@ async fn big_batches(store: &Store) {
 /// one bad row leaves nothing behind and the connection usable.
 async fn step_waves(store: &Store) {
     let run = "run-wave";
+    store
+        .create_run(&run_record(run, 4))
+        .await
+        .expect("create run");
     let mut connection = store.connection().await.expect("a connection");
     let mut wave: Vec<StepRecord> = (0..40)
         .map(|i| {
@@ -388,8 +396,79 @@ async fn step_waves(store: &Store) {
     assert_eq!(store.steps(run).await.expect("steps").len(), 60);
 }
 
+/// Step rows are appended under their run's keys: a step written again (alone, or in a
+/// group) reads back as its latest row, two runs' rows of one key stay apart, a pending
+/// approval withdraws its gate's rows, and a row for a run not in the store is an error.
+async fn step_rows_follow_their_run(store: &Store) {
+    let (x, y) = ("run-x", "run-y");
+    for (run, at) in [(x, 5), (y, 6)] {
+        store
+            .create_run(&run_record(run, at))
+            .await
+            .expect("create run");
+    }
+    let lone = |output: &str| vec![Write::Step(step("a", output), Vec::new())];
+    store.apply(x, &lone("\"x1\"")).await.expect("x: a");
+    store.apply(y, &lone("\"y1\"")).await.expect("y: a");
+    let mut group: Vec<Write> = (0..40)
+        .map(|i| Write::Step(step(&format!("g{i}"), "0"), Vec::new()))
+        .collect();
+    group.push(Write::Step(step("a", "\"x2\""), Vec::new()));
+    group.push(Write::Step(step("g0", "\"g0 again\""), Vec::new()));
+    store.apply(x, &group).await.expect("x: a group");
+    store.apply(x, &lone("\"x3\"")).await.expect("x: a again");
+    let steps = store.steps(x).await.expect("steps of x");
+    assert_eq!(steps.len(), 41, "one step per key");
+    let output = |steps: &[StepRecord], key: &str| {
+        steps
+            .iter()
+            .find(|s| s.key == key)
+            .and_then(|s| s.output_json.clone())
+    };
+    assert_eq!(output(&steps, "a").as_deref(), Some("\"x3\""));
+    assert_eq!(output(&steps, "g0").as_deref(), Some("\"g0 again\""));
+    assert_eq!(output(&steps, "g39").as_deref(), Some("0"));
+    let steps = store.steps(y).await.expect("steps of y");
+    assert_eq!(steps.len(), 1);
+    assert_eq!(output(&steps, "a").as_deref(), Some("\"y1\""));
+    // A gate that asks (again) has not passed: its rows go, the run's others stay.
+    let pending = ApprovalRecord {
+        key: "a".into(),
+        tool: "send".into(),
+        args_json: "{}".into(),
+        args_hash: "h".into(),
+        reason: "destructive".into(),
+        status: "pending".into(),
+        decided_by: None,
+        note: None,
+        requested_at: 30,
+        decided_at: None,
+    };
+    store
+        .apply(x, &[Write::Approval(pending)])
+        .await
+        .expect("x: the gate asks");
+    let steps = store.steps(x).await.expect("steps of x");
+    assert_eq!(steps.len(), 40);
+    assert_eq!(output(&steps, "a"), None);
+    assert_eq!(store.steps(y).await.expect("steps of y").len(), 1);
+    // A run not in the store takes no step row, alone or in a group.
+    let missing = store.apply("run-missing", &lone("1")).await;
+    assert!(
+        matches!(missing, Err(StoreError::StepRows(ref run)) if run == "run-missing"),
+        "{missing:?}"
+    );
+    let missing = store.apply("run-missing", &group).await;
+    assert!(
+        matches!(missing, Err(StoreError::NoSuchRun(ref run)) if run == "run-missing"),
+        "{missing:?}"
+    );
+    assert!(store.steps("run-missing").await.expect("none").is_empty());
+}
+
 async fn suite(store: Store) {
     records_round_trip(&store).await;
+    step_rows_follow_their_run(&store).await;
     big_batches(&store).await;
     step_waves(&store).await;
     engine_on_store(&store).await;
@@ -423,7 +502,7 @@ async fn sqlite_passes_the_store_suite() {
     let again = Store::open_sqlite_file(&dir.join("nested/galaxy.db"))
         .await
         .expect("reopens");
-    assert_eq!(again.runs(10).await.expect("runs").len(), 3);
+    assert_eq!(again.runs(10).await.expect("runs").len(), 7);
     again.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -612,8 +691,8 @@ async fn waiting_run(dir: &Path) -> Snapshot {
 }
 
 /// Stores `runs` the way migrations 0001-0002 laid them out (source and plan in `runs`,
-/// effects without `args_hash`), with the other records of `waiting` through the store's
-/// own writes.
+/// effects without `args_hash`, a step row per key), with the other records of `waiting`
+/// through the store's own writes.
 async fn store_the_old_way(old: &Store, waiting: &Snapshot, runs: &[RunRecord]) {
     let insert = "INSERT INTO runs (id, pack_name, pack_path, source, plan_json, plan_hash, inputs_json, options_json, status, outcome, error, result_json, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
     for run in runs {
@@ -667,10 +746,72 @@ async fn store_the_old_way(old: &Store, waiting: &Snapshot, runs: &[RunRecord]) 
             Store::Postgres(pool) => bind_all!(pool),
         }
     }
+    let insert = "INSERT INTO steps (run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error, model, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+    for step in &waiting.steps {
+        macro_rules! bind_all {
+            ($pool:expr) => {
+                sqlx::query(insert)
+                    .bind(&waiting.run.id)
+                    .bind(&step.key)
+                    .bind(&step.node)
+                    .bind(&step.status)
+                    .bind(step.attempts)
+                    .bind(step.started_at)
+                    .bind(step.ended_at)
+                    .bind(&step.output_json)
+                    .bind(step.input_tokens)
+                    .bind(step.output_tokens)
+                    .bind(step.cost)
+                    .bind(&step.error)
+                    .bind(&step.model)
+                    .bind(&step.detail_json)
+                    .execute($pool)
+                    .await
+                    .map(|_| ())
+                    .expect("an old-style step row")
+            };
+        }
+        match old {
+            Store::Sqlite(pool) => bind_all!(pool),
+            Store::Postgres(pool) => bind_all!(pool),
+        }
+    }
+    let insert = "INSERT INTO approvals (run_id, step_key, tool, args_json, args_hash, reason, status, decided_by, note, requested_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    for approval in &waiting.approvals {
+        macro_rules! bind_all {
+            ($pool:expr) => {
+                sqlx::query(insert)
+                    .bind(&waiting.run.id)
+                    .bind(&approval.key)
+                    .bind(&approval.tool)
+                    .bind(&approval.args_json)
+                    .bind(&approval.args_hash)
+                    .bind(&approval.reason)
+                    .bind(&approval.status)
+                    .bind(&approval.decided_by)
+                    .bind(&approval.note)
+                    .bind(approval.requested_at)
+                    .bind(approval.decided_at)
+                    .execute($pool)
+                    .await
+                    .map(|_| ())
+                    .expect("an approval row")
+            };
+        }
+        match old {
+            Store::Sqlite(pool) => bind_all!(pool),
+            Store::Postgres(pool) => bind_all!(pool),
+        }
+    }
+    // The step rows' attempts and the audit log, as the store writes them still.
     let writes: Vec<Write> = waiting
         .writes()
         .into_iter()
-        .filter(|w| !matches!(w, Write::EffectIssued { .. } | Write::EffectDone { .. }))
+        .flat_map(|w| match w {
+            Write::Step(_, attempts) => attempts.into_iter().map(Write::Attempt).collect(),
+            Write::Attempt(_) | Write::Audit(_) => vec![w],
+            _ => Vec::new(),
+        })
         .collect();
     old.apply(&waiting.run.id, &writes)
         .await

@@ -16,7 +16,7 @@
 //! wave and asleep between waves; a lone step's inline commit blocks its runtime worker for
 //! the few microseconds SQLite takes (no hand-over to another thread, which costs more than
 //! the commit). The thread starts as a wave starts (its second node), and prepares the
-//! statements a wave's commits need (the 32-row upsert too) while the wave works; between
+//! statements a wave's commits need (the 32-row insert too) while the wave works; between
 //! a wave's groups it waits awake for the next batch (see [`AWAKE_FOR`]). Commits do not
 //! checkpoint SQLite's log: a task on one of the pool's connections does that every 2,000
 //! rows and once the writer is dropped, when it also closes the run's connection, both off
@@ -742,14 +742,38 @@ mod tests {
     use super::*;
     use crate::store::StepRecord;
 
-    /// A fresh SQLite store in a temporary folder named after `name`.
+    /// A fresh SQLite store in a temporary folder named after `name`, holding a run `run`.
     async fn sqlite_store(name: &str) -> (Store, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("galaxy-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::open_sqlite_file(&dir.join("w.db"))
             .await
             .expect("store");
+        add_run(&store, "run").await;
         (store, dir)
+    }
+
+    /// Records a run `id` in `store`: step rows belong to a run.
+    async fn add_run(store: &Store, id: &str) {
+        store
+            .create_run(&crate::store::RunRecord {
+                id: id.into(),
+                pack_name: "p".into(),
+                pack_path: "p.gx".into(),
+                source: String::new(),
+                plan_json: "{}".into(),
+                plan_hash: "h".into(),
+                inputs_json: "{}".into(),
+                options_json: "{}".into(),
+                status: "running".into(),
+                outcome: None,
+                error: None,
+                result_json: None,
+                created_at: 1,
+                updated_at: 1,
+            })
+            .await
+            .expect("a run");
     }
 
     async fn close(store: Store, dir: std::path::PathBuf) {
@@ -961,7 +985,7 @@ mod tests {
         let second = writer.node_started();
         assert!(lock(&shared.queue).thread.started);
         // The thread opens the connection and prepares what a wave's commits write (the
-        // multi-row upsert too), with nothing queued yet.
+        // multi-row insert too), with nothing queued yet.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             if let Ok(held) = thread.held.try_lock()
@@ -999,6 +1023,7 @@ mod tests {
             ("awake", Duration::from_secs(30)),
             ("asleep", Duration::ZERO),
         ] {
+            add_run(&store, run).await;
             let writer = Writer::build(Some(store.clone()), run.into(), awake_for);
             let shared = Arc::clone(writer.shared.as_ref().expect("a store"));
             let in_flight = (writer.node_started(), writer.node_started());

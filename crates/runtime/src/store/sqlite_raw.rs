@@ -12,9 +12,10 @@
 //! Every batch written to a SQLite store goes through here: a run writer's commits, and
 //! [`super::Store::apply`] and [`super::StoreConnection`] on a blocking thread. It writes
 //! what PostgreSQL's path writes, with the same SQL and in the same order (rows taken per
-//! table by [`super::Rows`] and not merged: step rows go 32 to a statement, whose rows SQLite
-//! applies in order, and the rest one at a time, so a key written twice ends as its later
-//! row, as PostgreSQL's merged rows do); the store test-suite runs on both backends.
+//! table by [`super::Rows`] and not merged: step rows go 32 to a statement under the run's
+//! next keys, so a key written twice has its later row last, the one read back, as
+//! PostgreSQL's merged rows do; the rest go one at a time); the store test-suite runs on
+//! both backends.
 
 use std::ffi::{CStr, CString, c_int};
 use std::path::Path;
@@ -23,15 +24,20 @@ use std::ptr::NonNull;
 use libsqlite3_sys as ffi;
 
 use super::{
-    ATTEMPT_COLUMNS, ATTEMPT_CONFLICT, AUDIT_COLUMNS, DELETE_APPROVAL, DELETE_STEP, EFFECT_DONE,
-    INSERT_APPROVAL, INSERT_EFFECT, REISSUE_EFFECT, RUN_STATUS, Rows, STEP_COLUMNS, STEP_CONFLICT,
-    StoreError, Write,
+    APPEND_STEP, ATTEMPT_COLUMNS, ATTEMPT_CONFLICT, AUDIT_COLUMNS, DELETE_APPROVAL, DELETE_STEP,
+    EFFECT_DONE, INSERT_APPROVAL, INSERT_EFFECT, NEXT_STEP_ID, REISSUE_EFFECT, RUN_STATUS, Rows,
+    STEP_COLUMNS, StoreError, Write, appended, step_ids,
 };
 
 /// The statements a writer runs, each prepared at its first use.
 #[derive(Clone, Copy)]
 pub(crate) enum Sql {
-    UpsertStep,
+    /// A lone step row, under its run's next key.
+    AppendStep,
+    /// A step row under a key given.
+    InsertStep,
+    /// The key of a run's next step row.
+    NextStepId,
     UpsertAttempt,
     InsertAudit,
     DeleteApproval,
@@ -43,37 +49,41 @@ pub(crate) enum Sql {
     RunStatus,
     Begin,
     Commit,
-    /// [`STEPS_AT_ONCE`] step rows in one statement.
-    UpsertSteps,
+    /// [`STEPS_AT_ONCE`] step rows in one statement, under keys given.
+    InsertSteps,
 }
 
-const STATEMENTS: usize = 13;
+const STATEMENTS: usize = 15;
 
-/// Step rows per multi-row upsert. A statement's run has a cost of its own (its cursors
+/// Step rows per multi-row insert. A statement's run has a cost of its own (its cursors
 /// opened and closed, its bindings reset), which a wave's commit pays once per 32 rows
-/// instead of once per row. Rows of the same key in one statement are applied in order, as
-/// apart.
+/// instead of once per row.
 const STEPS_AT_ONCE: usize = 32;
 
-/// What a wave's commits write: its transactions, its step rows (one at a time and
-/// [`STEPS_AT_ONCE`] at once), and at the run's end its status and audit event (see
-/// [`RawConnection::prepare`]). The multi-row upsert takes the longest to prepare: left to
+/// What a wave's commits write: its transactions, its step rows (a lone one under the run's
+/// next key; in a group, the next key read, then rows [`STEPS_AT_ONCE`] at once and one at
+/// a time), and at the run's end its status and audit event (see
+/// [`RawConnection::prepare`]). The multi-row insert takes the longest to prepare: left to
 /// its first use, it held up the first large group commit of every wide wave.
-pub(crate) const WAVE: [Sql; 6] = [
-    Sql::UpsertStep,
+pub(crate) const WAVE: [Sql; 8] = [
+    Sql::AppendStep,
     Sql::Begin,
     Sql::Commit,
     Sql::RunStatus,
     Sql::InsertAudit,
-    Sql::UpsertSteps,
+    Sql::NextStepId,
+    Sql::InsertSteps,
+    Sql::InsertStep,
 ];
 
 impl Sql {
     fn text(self) -> String {
         match self {
-            Sql::UpsertStep => format!(
-                "{STEP_COLUMNS}VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14){STEP_CONFLICT}"
+            Sql::AppendStep => APPEND_STEP.into(),
+            Sql::InsertStep => format!(
+                "{STEP_COLUMNS}VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
             ),
+            Sql::NextStepId => NEXT_STEP_ID.into(),
             Sql::UpsertAttempt => format!(
                 "{ATTEMPT_COLUMNS}VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12){ATTEMPT_CONFLICT}"
             ),
@@ -85,18 +95,19 @@ impl Sql {
             Sql::InsertEffect => INSERT_EFFECT.into(),
             Sql::EffectDone => EFFECT_DONE.into(),
             Sql::RunStatus => RUN_STATUS.into(),
-            // The run id, the same in every row, is one parameter (`?1`), bound once.
-            Sql::UpsertSteps => {
+            // The run id, the same in every row, is one parameter (`?1`), bound once; a row's
+            // key and values follow it.
+            Sql::InsertSteps => {
                 let rows: Vec<String> = (0..STEPS_AT_ONCE)
                     .map(|row| {
-                        let first = 2 + row * STEP_VALUES;
-                        let params: Vec<String> = (first..first + STEP_VALUES)
+                        let first = 2 + row * (1 + STEP_VALUES);
+                        let params: Vec<String> = (first + 1..first + 1 + STEP_VALUES)
                             .map(|at| format!("?{at}"))
                             .collect();
-                        format!("(?1, {})", params.join(", "))
+                        format!("(?{first}, ?1, {})", params.join(", "))
                     })
                     .collect();
-                format!("{STEP_COLUMNS}VALUES {}{STEP_CONFLICT}", rows.join(", "))
+                format!("{STEP_COLUMNS}VALUES {}", rows.join(", "))
             }
             Sql::Begin => "BEGIN IMMEDIATE".into(),
             Sql::Commit => "COMMIT".into(),
@@ -174,7 +185,8 @@ const IN_MEMORY: &[u8] = b"file:sqlx-in-memory-";
 /// A writer's connection to a SQLite store file, with its prepared statements.
 pub(crate) struct RawConnection {
     db: NonNull<ffi::sqlite3>,
-    statements: [Option<NonNull<ffi::sqlite3_stmt>>; STATEMENTS],
+    /// Boxed: a connection moves between the writer and its committer thread by value.
+    statements: Box<[Option<NonNull<ffi::sqlite3_stmt>>; STATEMENTS]>,
 }
 
 impl std::fmt::Debug for RawConnection {
@@ -244,7 +256,7 @@ impl RawConnection {
         };
         let connection = RawConnection {
             db,
-            statements: [None; STATEMENTS],
+            statements: Box::new([None; STATEMENTS]),
         };
         if code != ffi::SQLITE_OK {
             return Err(error(db, &format!("opening {}", path.display()), code));
@@ -334,16 +346,17 @@ impl RawConnection {
             .all(|&sql| self.statements[sql as usize].is_some())
     }
 
-    /// Runs `sql` with `values` bound to its parameters, in order, and returns how many
-    /// rows it changed. The statement is reset and its bindings cleared before this returns,
-    /// so SQLite keeps no pointer into `values`.
-    fn run(&mut self, sql: Sql, values: &[Value<'_>]) -> Result<u64, StoreError> {
-        let stmt = self.statement(sql)?;
-        let bound = values.iter().enumerate().try_for_each(|(at, value)| {
+    /// Binds `values` to the parameters of `stmt`, in order. Text is bound without a copy
+    /// (`SQLITE_STATIC`): the caller clears the bindings before `values` can go.
+    fn bind(
+        &self,
+        stmt: NonNull<ffi::sqlite3_stmt>,
+        values: &[Value<'_>],
+    ) -> Result<(), StoreError> {
+        values.iter().enumerate().try_for_each(|(at, value)| {
             let index = at as c_int + 1;
             // SAFETY: the statement is live; text bytes are valid for their length and
-            // outlive the binding (`SQLITE_STATIC`), which is cleared below before `values`
-            // can go.
+            // outlive the binding, which the caller clears before `values` can go.
             let code = unsafe {
                 match value {
                     Value::Text(Some(text)) => {
@@ -367,8 +380,15 @@ impl RawConnection {
             } else {
                 Err(error(self.db, "binding a value", code))
             }
-        });
-        let result = bound.and_then(|()| {
+        })
+    }
+
+    /// Runs `sql` with `values` bound to its parameters, in order, and returns how many
+    /// rows it changed. The statement is reset and its bindings cleared before this returns,
+    /// so SQLite keeps no pointer into `values`.
+    fn run(&mut self, sql: Sql, values: &[Value<'_>]) -> Result<u64, StoreError> {
+        let stmt = self.statement(sql)?;
+        let result = self.bind(stmt, values).and_then(|()| {
             // SAFETY: the statement is live and every parameter is bound.
             let code = unsafe { ffi::sqlite3_step(stmt.as_ptr()) };
             if code == ffi::SQLITE_DONE || code == ffi::SQLITE_ROW {
@@ -387,6 +407,33 @@ impl RawConnection {
         result
     }
 
+    /// Runs the query `sql` with `values` bound and returns its first row's first column as
+    /// an integer (none without a row, or where it is NULL). Reset and cleared as [`Self::run`].
+    fn query_int(&mut self, sql: Sql, values: &[Value<'_>]) -> Result<Option<i64>, StoreError> {
+        let stmt = self.statement(sql)?;
+        let result = self.bind(stmt, values).and_then(|()| {
+            // SAFETY: the statement is live and every parameter is bound; the column is read
+            // while the statement stands on its row.
+            unsafe {
+                match ffi::sqlite3_step(stmt.as_ptr()) {
+                    ffi::SQLITE_ROW
+                        if ffi::sqlite3_column_type(stmt.as_ptr(), 0) != ffi::SQLITE_NULL =>
+                    {
+                        Ok(Some(ffi::sqlite3_column_int64(stmt.as_ptr(), 0)))
+                    }
+                    ffi::SQLITE_ROW | ffi::SQLITE_DONE => Ok(None),
+                    code => Err(error(self.db, "a query", code)),
+                }
+            }
+        });
+        // SAFETY: as in `run`.
+        unsafe {
+            ffi::sqlite3_reset(stmt.as_ptr());
+            ffi::sqlite3_clear_bindings(stmt.as_ptr());
+        }
+        result
+    }
+
     /// Applies batches of run `run_id` as one: a lone step row autocommits, anything else
     /// is one transaction, rolled back if any write fails.
     pub(crate) fn apply_batches(
@@ -397,7 +444,11 @@ impl RawConnection {
         if let [[Write::Step(step, attempts)]] = batches
             && attempts.is_empty()
         {
-            return self.upsert_step(run_id, step).map(drop);
+            let row = step_values(step);
+            let values: [Value<'_>; STEP_VALUES + 1] =
+                std::array::from_fn(|at| if at == 0 { run_id.into() } else { row[at - 1] });
+            let changed = self.run(Sql::AppendStep, &values)?;
+            return appended(run_id, changed);
         }
         if batches.iter().all(|batch| batch.is_empty()) {
             return Ok(());
@@ -416,29 +467,30 @@ impl RawConnection {
         result
     }
 
-    fn upsert_step(&mut self, run_id: &str, step: &super::StepRecord) -> Result<u64, StoreError> {
-        let row = step_values(step);
-        let values: [Value<'_>; STEP_VALUES + 1] =
-            std::array::from_fn(|at| if at == 0 { run_id.into() } else { row[at - 1] });
-        self.run(Sql::UpsertStep, &values)
-    }
-
-    fn write_rows(&mut self, run_id: &str, mut rows: Rows<'_>) -> Result<(), StoreError> {
-        // In key order, a group's rows go through the steps' key index from one end to the
-        // other rather than at random: fewer of its leaves are rebalanced (SQLite's
-        // `balance_nonroot`: about a tenth of a row's cost, counted with callgrind). The sort is
-        // stable: rows of one key keep their order, and the later one stays.
-        rows.steps.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut chunks = rows.steps.chunks_exact(STEPS_AT_ONCE);
-        let mut values = Vec::new();
-        for chunk in &mut chunks {
-            values.clear();
-            values.push(run_id.into());
-            values.extend(chunk.iter().flat_map(|step| step_values(step)));
-            self.run(Sql::UpsertSteps, &values)?;
-        }
-        for step in chunks.remainder() {
-            self.upsert_step(run_id, step)?;
+    fn write_rows(&mut self, run_id: &str, rows: Rows<'_>) -> Result<(), StoreError> {
+        if !rows.steps.is_empty() {
+            let next = self.query_int(Sql::NextStepId, &[run_id.into()])?;
+            let mut id = step_ids(run_id, next, rows.steps.len())?;
+            let mut chunks = rows.steps.chunks_exact(STEPS_AT_ONCE);
+            let mut values = Vec::new();
+            for chunk in &mut chunks {
+                values.clear();
+                values.push(run_id.into());
+                for step in chunk {
+                    values.push(id.into());
+                    values.extend(step_values(step));
+                    id += 1;
+                }
+                self.run(Sql::InsertSteps, &values)?;
+            }
+            for step in chunks.remainder() {
+                values.clear();
+                values.push(id.into());
+                values.push(run_id.into());
+                values.extend(step_values(step));
+                self.run(Sql::InsertStep, &values)?;
+                id += 1;
+            }
         }
         for attempt in rows.attempts {
             self.run(
