@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlSafeStr};
 
 mod sqlite_raw;
-pub(crate) use sqlite_raw::{RawConnection, WAVE};
+pub(crate) use sqlite_raw::{BUSY_TIMEOUT_MS, RawConnection, WAVE};
 
 /// The migrations, embedded from the repository's `migrations/` folder.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -77,6 +77,10 @@ pub enum StoreError {
     /// SQLite refused a write made through its C API (a writer's own connection).
     #[error("database error: {0}")]
     Sqlite(String),
+    /// Another connection held the SQLite store's write lock for longer than the write
+    /// could wait.
+    #[error("database error: the store is locked: {0}")]
+    Locked(String),
     /// A run writer's commit failed: the message is the store's own error, as the
     /// writer's tickets and acknowledgements carry it.
     #[error("{0}")]

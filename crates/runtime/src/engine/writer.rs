@@ -15,7 +15,9 @@
 //! ([`RawConnection`]), and the committer is a thread of the run's, started at the first
 //! wave and asleep between waves; a lone step's inline commit blocks its runtime worker for
 //! the few microseconds SQLite takes (no hand-over to another thread, which costs more than
-//! the commit). The thread starts as a wave starts (its second node), and prepares the
+//! the commit), but never waits there for another connection's write lock: a commit that
+//! finds the store locked goes back to the queue, and the committer thread waits for the
+//! lock instead. The thread starts as a wave starts (its second node), and prepares the
 //! statements a wave's commits need (the 32-row insert too) while the wave works; between
 //! a wave's groups it waits awake for the next batch (see [`AWAKE_FOR`]). Commits do not
 //! checkpoint SQLite's log: a task on one of the pool's connections does that every 2,000
@@ -169,6 +171,10 @@ struct ThreadState {
     closed: bool,
 }
 
+/// An inline commit found the store's write lock held by another connection, and left its
+/// group queued for the committer thread.
+struct Locked;
+
 /// The writes of a resolved group. Dropping them frees each record's strings, allocated on
 /// the scheduler's thread: some 400 instructions a step row (counted with callgrind), which
 /// the committer thread spends once the queue is empty rather than between a wave's commits.
@@ -294,7 +300,7 @@ impl Shared {
             thread.wake.notify_one();
         } else if !queue.thread.started && !self.spawn_committer(&mut queue) {
             drop(queue);
-            let spent = self.commit_raw(&mut lock(&thread.held));
+            let spent = self.commit_raw(&mut lock(&thread.held), true);
             drop(spent);
         }
     }
@@ -312,12 +318,17 @@ impl Shared {
     }
 
     /// SQLite: commits everything queued in one transaction on the run's connection and
-    /// resolves it, returning the spent writes. Blocks the calling thread while SQLite works.
-    fn commit_raw(&self, held: &mut RawHeld) -> Option<Spent> {
+    /// resolves it, returning the spent writes. Blocks the calling thread while SQLite works,
+    /// and while another connection holds the store's write lock, up to the busy timeout
+    /// (`wait`), or not at all: then the group goes back to the head of the queue,
+    /// unresolved, and this says so ([`Locked`]).
+    fn commit_raw(&self, held: &mut RawHeld, wait: bool) -> Result<Option<Spent>, Locked> {
         let Committer::Thread(thread) = &self.committer else {
-            return None;
+            return Ok(None);
         };
-        let group = self.take_queued()?;
+        let Some(group) = self.take_queued() else {
+            return Ok(None);
+        };
         let rows = group.rows();
         let result = if rows == 0 {
             Ok(())
@@ -334,14 +345,25 @@ impl Shared {
                 }),
             };
             connection.and_then(|mut connection| {
+                if !wait {
+                    connection.set_busy_timeout(0);
+                }
                 let result = connection.apply_batches(&self.run_id, &group.slices());
+                if !wait {
+                    connection.set_busy_timeout(crate::store::BUSY_TIMEOUT_MS);
+                }
                 // A connection whose commit failed is let go; the next takes a fresh one.
-                if result.is_ok() {
+                // One that found the store locked did nothing wrong.
+                if result.is_ok() || matches!(result, Err(StoreError::Locked(_))) {
                     held.connection = Some(connection);
                 }
                 result
             })
         };
+        if !wait && matches!(result, Err(StoreError::Locked(_))) {
+            self.requeue(group);
+            return Err(Locked);
+        }
         held.unchecked_rows += rows;
         let spent = Spent {
             rows,
@@ -350,7 +372,14 @@ impl Shared {
         if held.unchecked_rows >= CHECKPOINT_ROWS {
             thread.checkpoint(held);
         }
-        Some(spent)
+        Ok(Some(spent))
+    }
+
+    /// Puts a group taken but not committed back at the head of the queue, before whatever
+    /// was queued since (its tickets keep their numbers).
+    fn requeue(&self, group: Group) {
+        let mut queue = lock(&self.queue);
+        queue.batches.splice(0..0, group.batches);
     }
 
     /// The committer thread (SQLite): commits whatever is queued, sleeps when nothing is,
@@ -368,7 +397,7 @@ impl Shared {
         loop {
             if !queue.batches.is_empty() {
                 drop(queue);
-                if let Some(group) = self.commit_raw(&mut lock(&thread.held)) {
+                if let Ok(Some(group)) = self.commit_raw(&mut lock(&thread.held), true) {
                     spent_rows += group.rows;
                     spent.push(group);
                 }
@@ -633,11 +662,16 @@ impl Writer {
         } else {
             match &shared.committer {
                 Committer::Thread(thread) => match thread.held.try_lock() {
-                    // Alone: the step commits on its own thread, with no hand-over.
+                    // Alone: the step commits on its own thread, with no hand-over, unless
+                    // another connection holds the store's write lock: the runtime's worker
+                    // does not wait for it, the committer thread does.
                     Ok(mut held) => {
-                        let spent = shared.commit_raw(&mut held);
+                        let spent = shared.commit_raw(&mut held, false);
                         drop(held);
-                        drop(spent);
+                        match spent {
+                            Ok(spent) => drop(spent),
+                            Err(Locked) => shared.start_committing(),
+                        }
                     }
                     // The committer thread is committing: it takes this batch next.
                     Err(_) => shared.start_committing(),
@@ -1047,6 +1081,56 @@ mod tests {
         // Awake, the thread slept only before the first batch; asleep, between most.
         assert!(sleeps[0] <= 2, "slept {} times while awake", sleeps[0]);
         assert!(sleeps[1] >= 10, "slept only {} times", sleeps[1]);
+        close(store, dir).await;
+    }
+
+    /// A lone step commits on the runtime's own thread, but does not wait there for a
+    /// write lock another connection holds: on a runtime of one thread, a timer still fires
+    /// while the write waits, and the write lands once the lock is let go.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_lone_commit_that_finds_the_store_locked_waits_off_the_runtime() {
+        let (store, dir) = sqlite_store("locked").await;
+        let writer = Writer::new(Some(store.clone()), "run".into());
+        writer.write(vec![step("before")]).await.expect("before");
+        let Store::Sqlite(pool) = &store else {
+            panic!("a SQLite store")
+        };
+        let mut other = pool.acquire().await.expect("another connection");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *other)
+            .await
+            .expect("the write lock");
+        let started = std::time::Instant::now();
+        {
+            let mut write = std::pin::pin!(writer.write(vec![step("during")]));
+            assert!(
+                tokio::time::timeout(Duration::from_millis(300), &mut write)
+                    .await
+                    .is_err(),
+                "the write should still wait for the lock"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the runtime's thread was held for {:?}",
+                started.elapsed()
+            );
+            sqlx::query("ROLLBACK")
+                .execute(&mut *other)
+                .await
+                .expect("the lock let go");
+            drop(other);
+            write.await.expect("committed once the lock is free");
+        }
+        let keys: Vec<String> = store
+            .steps("run")
+            .await
+            .expect("steps")
+            .into_iter()
+            .map(|s| s.key)
+            .collect();
+        assert_eq!(keys.len(), 2);
+        assert!(keys.contains(&"during".to_string()), "{keys:?}");
+        drop(writer);
         close(store, dir).await;
     }
 

@@ -226,8 +226,16 @@ fn error(db: NonNull<ffi::sqlite3>, what: &str, code: c_int) -> StoreError {
             CStr::from_ptr(text).to_string_lossy().into_owned()
         }
     };
-    StoreError::Sqlite(format!("{what} failed (SQLite code {code}): {message}"))
+    let message = format!("{what} failed (SQLite code {code}): {message}");
+    if code & 0xff == ffi::SQLITE_BUSY {
+        StoreError::Locked(message)
+    } else {
+        StoreError::Sqlite(message)
+    }
 }
+
+/// How long a write on a writer's connection waits for another connection's write lock.
+pub(crate) const BUSY_TIMEOUT_MS: c_int = 30_000;
 
 impl RawConnection {
     /// Opens the store file at `path` (which its pool has created and migrated) with the
@@ -263,12 +271,21 @@ impl RawConnection {
         }
         // SAFETY: the handle is live.
         unsafe {
-            ffi::sqlite3_busy_timeout(db.as_ptr(), 30_000);
+            ffi::sqlite3_busy_timeout(db.as_ptr(), BUSY_TIMEOUT_MS);
         }
         connection.execute(c"PRAGMA synchronous = NORMAL")?;
         connection.execute(c"PRAGMA foreign_keys = ON")?;
         connection.execute(c"PRAGMA wal_autocheckpoint = 0")?;
         Ok(connection)
+    }
+
+    /// Sets how long a write waits for another connection's write lock before it fails
+    /// with [`StoreError::Locked`] (0: not at all).
+    pub(crate) fn set_busy_timeout(&mut self, ms: c_int) {
+        // SAFETY: the handle is live and used by this thread alone.
+        unsafe {
+            ffi::sqlite3_busy_timeout(self.db.as_ptr(), ms);
+        }
     }
 
     /// Runs one SQL statement without results.
