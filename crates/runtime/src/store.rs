@@ -50,6 +50,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// order they were written (`number` is the run's, see migration 0005).
 pub(crate) const RUN_KEYS: i64 = 1 << 32;
 
+/// The PostgreSQL advisory lock a new run is numbered under (`galaxy` in ASCII, then 1).
+const RUN_NUMBER_LOCK: i64 = 0x6761_6c61_7879_0001;
+
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -863,28 +866,19 @@ impl Store {
     }
 
     /// Records a new run (its status row and, apart, its source and plan). The run takes the
-    /// next run number, which places its step rows (see [`RUN_KEYS`]); two processes that
-    /// take the same number at once on PostgreSQL meet the number's unique index, and the
-    /// later tries again.
+    /// next run number, which places its step rows (see [`RUN_KEYS`]): SQLite numbers it
+    /// under its write lock; PostgreSQL under a transaction-level advisory lock
+    /// ([`RUN_NUMBER_LOCK`]), so that two processes recording runs at once take two numbers.
     pub async fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        let mut tries = 0;
-        loop {
-            match self.insert_run(run).await {
-                Err(StoreError::Database(sqlx::Error::Database(error)))
-                    if error.is_unique_violation()
-                        && error.message().contains("runs_number")
-                        && tries < 5 =>
-                {
-                    tries += 1;
-                }
-                result => return result,
-            }
-        }
-    }
-
-    async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let postgres = matches!(self, Store::Postgres(_));
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(RUN_NUMBER_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(
                 "INSERT INTO runs (id, pack_name, pack_path, plan_hash, inputs_json, options_json, status, outcome, error, result_json, created_at, updated_at, number) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, (SELECT COALESCE(MAX(number), 0) + 1 FROM runs))",
             )

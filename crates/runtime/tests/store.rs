@@ -466,9 +466,43 @@ async fn step_rows_follow_their_run(store: &Store) {
     assert!(store.steps("run-missing").await.expect("none").is_empty());
 }
 
+/// Runs recorded at once (as by processes sharing a store) each take a number of their
+/// own: every one is recorded, and their step rows stay apart.
+async fn runs_recorded_at_once(store: &Store) {
+    let ids: Vec<String> = (0..12).map(|i| format!("run-at-once-{i}")).collect();
+    let created = ids.iter().map(|id| {
+        let store = store.clone();
+        let record = run_record(id, 50);
+        tokio::spawn(async move { store.create_run(&record).await })
+    });
+    for result in futures_util::future::join_all(created).await {
+        result.expect("joined").expect("recorded");
+    }
+    let writes = ids.iter().map(|id| {
+        let store = store.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let write = vec![Write::Step(step("only", &format!("\"{id}\"")), Vec::new())];
+            store.apply(&id, &write).await
+        })
+    });
+    for result in futures_util::future::join_all(writes).await {
+        result.expect("joined").expect("written");
+    }
+    for id in &ids {
+        let steps = store.steps(id).await.expect("steps");
+        assert_eq!(steps.len(), 1, "{id}");
+        assert_eq!(
+            steps[0].output_json.as_deref(),
+            Some(format!("\"{id}\"").as_str())
+        );
+    }
+}
+
 async fn suite(store: Store) {
     records_round_trip(&store).await;
     step_rows_follow_their_run(&store).await;
+    runs_recorded_at_once(&store).await;
     big_batches(&store).await;
     step_waves(&store).await;
     engine_on_store(&store).await;
@@ -502,7 +536,7 @@ async fn sqlite_passes_the_store_suite() {
     let again = Store::open_sqlite_file(&dir.join("nested/galaxy.db"))
         .await
         .expect("reopens");
-    assert_eq!(again.runs(10).await.expect("runs").len(), 7);
+    assert_eq!(again.runs(100).await.expect("runs").len(), 19);
     again.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
