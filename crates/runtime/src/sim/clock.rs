@@ -6,7 +6,9 @@
 //! it holds. The whole wait is there, not a tokio sleep for the bulk and the timer for the
 //! last stretch: with two timers, each of a wide wave's calls was woken and polled twice, and
 //! the first wake-ups of 1,000 calls fell due just before the calls ended, on the thread that
-//! then had to finish them. The waits are real time, also under tokio's paused clock.
+//! then had to finish them. The waits are real time, also under tokio's paused clock. Waits
+//! that fall due within [`COALESCE`] of each other (a wave's) are fired together, the first
+//! of them up to that much late (see `Deadlines::take_due`).
 //!
 //! A simulated call's latency counts from when the call was issued: the instant its node was
 //! dispatched (see [`issued`]), or later if it had to wait for a concurrency permit or a rate
@@ -110,6 +112,10 @@ pub async fn sleep_until(deadline: Instant) {
 /// How long before a deadline the timer thread stops sleeping and spins.
 const SPIN: Duration = Duration::from_micros(150);
 
+/// How late a due wait may be fired, to go with others due just after it: 50 us, against
+/// the 1 ms of tokio's timer wheel.
+const COALESCE: Duration = Duration::from_micros(50);
+
 /// One thread that fires oneshot channels at their deadlines.
 struct PreciseTimer {
     queue: Mutex<Deadlines>,
@@ -149,6 +155,24 @@ impl Deadlines {
     /// The earliest deadline.
     fn earliest(&self) -> Option<std::time::Instant> {
         self.first().map(|(entry, _)| entry.deadline)
+    }
+
+    /// Moves the waits due at `now` into `due` (which may hold some taken before), and says
+    /// whether to fire `due` now. A wave's waits fall due a microsecond or so apart: fired
+    /// one at a time, each would find the waiting thread parked again, and wake it (a futex
+    /// call and, on a VM, an interrupt to the other vCPU). So `due` waits while another
+    /// wait falls due within [`COALESCE`] of its first, until that much after the first:
+    /// a wave's waits go in batches with one wake each, at most `COALESCE` late, and a
+    /// lone wait goes at its deadline.
+    fn take_due(&mut self, now: std::time::Instant, due: &mut Vec<TimerEntry>) -> bool {
+        while let Some(entry) = self.pop_due(now) {
+            due.push(entry);
+        }
+        let Some(first) = due.first().map(|entry| entry.deadline) else {
+            return false;
+        };
+        let until = first + COALESCE;
+        now >= until || self.earliest().is_none_or(|next| next > until)
     }
 
     /// Takes the earliest wait if it is due at `now`.
@@ -230,10 +254,7 @@ impl PreciseTimer {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let now = std::time::Instant::now();
-            while let Some(entry) = queue.pop_due(now) {
-                due.push(entry);
-            }
-            if !due.is_empty() {
+            if queue.take_due(now, &mut due) {
                 drop(queue);
                 for entry in due.drain(..) {
                     let _ = entry.done.send(());
@@ -241,7 +262,13 @@ impl PreciseTimer {
                 queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            queue = match queue.earliest().map(|top| top - now) {
+            // Waits taken and held back for a batch: spin until it is complete.
+            let next = if due.is_empty() {
+                queue.earliest().map(|top| top - now)
+            } else {
+                Some(Duration::ZERO)
+            };
+            queue = match next {
                 None => self.changed.wait(queue).unwrap_or_else(|e| e.into_inner()),
                 // The kernel wakes a sleeping thread some 50-100 us late (timer slack, then
                 // scheduling): sleep until shortly before the deadline, then spin to it.
@@ -264,6 +291,52 @@ impl PreciseTimer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_due_close_together_fire_together_and_a_lone_one_on_time() {
+        let start = std::time::Instant::now();
+        let at = |us: u64| start + Duration::from_micros(us);
+        let mut deadlines = Deadlines::default();
+        // A wave: eleven waits 1 us apart from 1,000 us; then one alone at 5,000 us.
+        for (seq, us) in (1_000..=1_010).chain([5_000]).enumerate() {
+            let (done, _) = oneshot::channel();
+            deadlines.push(TimerEntry {
+                deadline: at(us),
+                seq: seq as u64,
+                done,
+            });
+        }
+        let mut due = Vec::new();
+        assert!(!deadlines.take_due(at(999), &mut due), "nothing due yet");
+        assert!(due.is_empty());
+        // The first is due, but the others follow within COALESCE: it waits for them.
+        assert!(!deadlines.take_due(at(1_000), &mut due));
+        assert_eq!(due.len(), 1);
+        assert!(!deadlines.take_due(at(1_005), &mut due));
+        assert_eq!(due.len(), 6);
+        // All eleven taken, and the next is far: the batch goes, 10 us after its first.
+        assert!(deadlines.take_due(at(1_010), &mut due));
+        assert_eq!(due.len(), 11);
+        due.clear();
+        // The lone wait goes at its deadline.
+        assert!(!deadlines.take_due(at(4_999), &mut due));
+        assert!(deadlines.take_due(at(5_000), &mut due));
+        assert_eq!(due.len(), 1);
+        due.clear();
+        // Waits that keep coming hold the first back COALESCE at most.
+        for (seq, us) in (10_000..10_200).enumerate() {
+            let (done, _) = oneshot::channel();
+            deadlines.push(TimerEntry {
+                deadline: at(us),
+                seq: 100 + seq as u64,
+                done,
+            });
+        }
+        let coalesce = COALESCE.as_micros() as u64;
+        assert!(!deadlines.take_due(at(10_000 + coalesce - 1), &mut due));
+        assert!(deadlines.take_due(at(10_000 + coalesce), &mut due));
+        assert_eq!(due.len() as u64, coalesce + 1);
+    }
 
     #[test]
     fn waits_fall_due_in_deadline_order_whatever_order_they_came_in() {
