@@ -3,7 +3,8 @@
 //!
 //! Each step's output is stored once, in its `steps` row, so storage grows linearly with the
 //! work. Step rows are appended: each is keyed by its run's number and its place among the
-//! run's rows (see [`RUN_KEYS`]), and a step written again is read back from its latest row. Writes arrive in batches ([`Store::apply`]): one transaction, one commit per wave.
+//! run's rows (see [`RUN_KEYS`]), and a step written again is read back from its latest
+//! row. Writes arrive in batches ([`Store::apply`]): one transaction, one commit per wave.
 //! On SQLite, batches are written through SQLite's C API on a connection of the writer's
 //! own ([`RawConnection`]); migrations, new runs and reads go through sqlx's pool.
 
