@@ -58,6 +58,18 @@ impl Ctx {
     }
 }
 
+/// The next of `running` to finish. While none has, the simulated waits already due are
+/// fired here (see [`crate::sim::clock::fire_due`]): the scheduler's thread, awake, does not
+/// park to wait for the timer's thread to get a core.
+fn next_done<F: Future>(
+    running: &mut FuturesUnordered<F>,
+) -> impl Future<Output = Option<F::Output>> + '_ {
+    std::future::poll_fn(move |cx| match running.poll_next_unpin(cx) {
+        std::task::Poll::Pending if crate::sim::clock::fire_due() => running.poll_next_unpin(cx),
+        other => other,
+    })
+}
+
 /// Why a graph stopped before its end (in increasing severity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Blocker {
@@ -246,7 +258,7 @@ impl Engine {
                     }
                     tokio::select! {
                         biased;
-                        next = running.next(), if !running.is_empty() => {
+                        next = next_done(&mut running), if !running.is_empty() => {
                             if let Some(next) = next {
                                 results.push(next);
                             }

@@ -8,7 +8,9 @@
 //! the first wake-ups of 1,000 calls fell due just before the calls ended, on the thread that
 //! then had to finish them. The waits are real time, also under tokio's paused clock. Waits
 //! that fall due within [`COALESCE`] of each other (a wave's) are fired together, the first
-//! of them up to that much late (see `Deadlines::take_due`).
+//! of them up to that much late (see `Deadlines::take_due`); a scheduler with nothing left
+//! to do fires the waits already due itself rather than park until the timer's thread gets
+//! a core (see [`fire_due`]).
 //!
 //! A simulated call's latency counts from when the call was issued: the instant its node was
 //! dispatched (see [`issued`]), or later if it had to wait for a concurrency permit or a rate
@@ -109,6 +111,37 @@ pub async fn sleep_until(deadline: Instant) {
     }
 }
 
+/// Fires, on the calling thread, every simulated wait already due (those the timer thread
+/// holds back for a batch too), if the timer is free at once; true if any fired. A
+/// scheduler about to wait for its steps calls it: on two vCPUs the timer thread is not
+/// always running when waits fall due, and the scheduler, awake anyway, need not wait for
+/// it to be. Waits are fired once, by whichever thread takes them.
+pub(crate) fn fire_due() -> bool {
+    PreciseTimer::global_if_started().is_some_and(|timer| fire_due_in(&timer.queue))
+}
+
+/// Fires the waits of `queue` due now (and those held back), if `queue` is free at once.
+fn fire_due_in(queue: &Mutex<Deadlines>) -> bool {
+    let Ok(mut queue) = queue.try_lock() else {
+        return false;
+    };
+    let now = std::time::Instant::now();
+    if queue.held.is_empty() && queue.earliest().is_none_or(|first| first > now) {
+        return false;
+    }
+    queue.take_due(now);
+    let due = std::mem::take(&mut queue.held);
+    drop(queue);
+    let fired = !due.is_empty();
+    for entry in due {
+        let _ = entry.done.send(());
+    }
+    fired
+}
+
+/// The process's timer (see [`PreciseTimer::global`]).
+static TIMER: OnceLock<Option<&'static PreciseTimer>> = OnceLock::new();
+
 /// How long before a deadline the timer thread stops sleeping and spins.
 const SPIN: Duration = Duration::from_micros(150);
 
@@ -131,6 +164,8 @@ struct PreciseTimer {
 struct Deadlines {
     in_order: VecDeque<TimerEntry>,
     others: BinaryHeap<TimerEntry>,
+    /// Waits due and taken, held back to go with others (see [`Deadlines::take_due`]).
+    held: Vec<TimerEntry>,
 }
 
 impl Deadlines {
@@ -157,18 +192,19 @@ impl Deadlines {
         self.first().map(|(entry, _)| entry.deadline)
     }
 
-    /// Moves the waits due at `now` into `due` (which may hold some taken before), and says
-    /// whether to fire `due` now. A wave's waits fall due a microsecond or so apart: fired
-    /// one at a time, each would find the waiting thread parked again, and wake it (a futex
-    /// call and, on a VM, an interrupt to the other vCPU). So `due` waits while another
-    /// wait falls due within [`COALESCE`] of its first, until that much after the first:
-    /// a wave's waits go in batches with one wake each, at most `COALESCE` late, and a
-    /// lone wait goes at its deadline.
-    fn take_due(&mut self, now: std::time::Instant, due: &mut Vec<TimerEntry>) -> bool {
+    /// Moves the waits due at `now` into `held` (which may hold some taken before), and
+    /// says whether the timer thread is to fire `held` now. A wave's waits fall due a
+    /// microsecond or so apart: fired one at a time, each would find the waiting thread
+    /// parked again, and wake it (a futex call and, on a VM, an interrupt to the other
+    /// vCPU). So `held` waits while another wait falls due within [`COALESCE`] of its
+    /// first, until that much after the first: a wave's waits go in batches with one wake
+    /// each, at most `COALESCE` late, and a lone wait goes at its deadline. (A thread that
+    /// is awake anyway fires them at once: see [`fire_due`].)
+    fn take_due(&mut self, now: std::time::Instant) -> bool {
         while let Some(entry) = self.pop_due(now) {
-            due.push(entry);
+            self.held.push(entry);
         }
-        let Some(first) = due.first().map(|entry| entry.deadline) else {
+        let Some(first) = self.held.first().map(|entry| entry.deadline) else {
             return false;
         };
         let until = first + COALESCE;
@@ -219,7 +255,6 @@ impl PreciseTimer {
     /// The process's timer thread, started on first use (`None` if no thread can start:
     /// then waits fall back to tokio's timer).
     fn global() -> Option<&'static PreciseTimer> {
-        static TIMER: OnceLock<Option<&'static PreciseTimer>> = OnceLock::new();
         *TIMER.get_or_init(|| {
             let timer: &'static PreciseTimer = Box::leak(Box::new(PreciseTimer {
                 queue: Mutex::new(Deadlines::default()),
@@ -231,6 +266,11 @@ impl PreciseTimer {
                 .ok()
                 .map(|_| timer)
         })
+    }
+
+    /// The process's timer thread if it has started (no wait was ever made otherwise).
+    fn global_if_started() -> Option<&'static PreciseTimer> {
+        TIMER.get().copied().flatten()
     }
 
     fn add(&self, deadline: std::time::Instant, done: oneshot::Sender<()>) {
@@ -250,20 +290,20 @@ impl PreciseTimer {
     }
 
     fn fire_forever(&self) {
-        let mut due = Vec::new();
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let now = std::time::Instant::now();
-            if queue.take_due(now, &mut due) {
+            if queue.take_due(now) {
+                let due = std::mem::take(&mut queue.held);
                 drop(queue);
-                for entry in due.drain(..) {
+                for entry in due {
                     let _ = entry.done.send(());
                 }
                 queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 continue;
             }
             // Waits taken and held back for a batch: spin until it is complete.
-            let next = if due.is_empty() {
+            let next = if queue.held.is_empty() {
                 queue.earliest().map(|top| top - now)
             } else {
                 Some(Duration::ZERO)
@@ -306,23 +346,22 @@ mod tests {
                 done,
             });
         }
-        let mut due = Vec::new();
-        assert!(!deadlines.take_due(at(999), &mut due), "nothing due yet");
-        assert!(due.is_empty());
+        assert!(!deadlines.take_due(at(999)), "nothing due yet");
+        assert!(deadlines.held.is_empty());
         // The first is due, but the others follow within COALESCE: it waits for them.
-        assert!(!deadlines.take_due(at(1_000), &mut due));
-        assert_eq!(due.len(), 1);
-        assert!(!deadlines.take_due(at(1_005), &mut due));
-        assert_eq!(due.len(), 6);
+        assert!(!deadlines.take_due(at(1_000)));
+        assert_eq!(deadlines.held.len(), 1);
+        assert!(!deadlines.take_due(at(1_005)));
+        assert_eq!(deadlines.held.len(), 6);
         // All eleven taken, and the next is far: the batch goes, 10 us after its first.
-        assert!(deadlines.take_due(at(1_010), &mut due));
-        assert_eq!(due.len(), 11);
-        due.clear();
+        assert!(deadlines.take_due(at(1_010)));
+        assert_eq!(deadlines.held.len(), 11);
+        deadlines.held.clear();
         // The lone wait goes at its deadline.
-        assert!(!deadlines.take_due(at(4_999), &mut due));
-        assert!(deadlines.take_due(at(5_000), &mut due));
-        assert_eq!(due.len(), 1);
-        due.clear();
+        assert!(!deadlines.take_due(at(4_999)));
+        assert!(deadlines.take_due(at(5_000)));
+        assert_eq!(deadlines.held.len(), 1);
+        deadlines.held.clear();
         // Waits that keep coming hold the first back COALESCE at most.
         for (seq, us) in (10_000..10_200).enumerate() {
             let (done, _) = oneshot::channel();
@@ -333,9 +372,58 @@ mod tests {
             });
         }
         let coalesce = COALESCE.as_micros() as u64;
-        assert!(!deadlines.take_due(at(10_000 + coalesce - 1), &mut due));
-        assert!(deadlines.take_due(at(10_000 + coalesce), &mut due));
-        assert_eq!(due.len() as u64, coalesce + 1);
+        assert!(!deadlines.take_due(at(10_000 + coalesce - 1)));
+        assert!(deadlines.take_due(at(10_000 + coalesce)));
+        assert_eq!(deadlines.held.len() as u64, coalesce + 1);
+    }
+
+    #[test]
+    fn a_scheduler_fires_the_waits_already_due_and_no_other() {
+        let now = std::time::Instant::now();
+        let queue = Mutex::new(Deadlines::default());
+        let mut receivers = Vec::new();
+        // One held back for a batch, two due, one a minute off.
+        for (seq, deadline) in [
+            now - Duration::from_millis(2),
+            now - Duration::from_millis(1),
+            now + Duration::from_secs(60),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (done, wait) = oneshot::channel();
+            receivers.push(wait);
+            lock_test(&queue).push(TimerEntry {
+                deadline,
+                seq: seq as u64,
+                done,
+            });
+        }
+        let (done, held) = oneshot::channel();
+        lock_test(&queue).held.push(TimerEntry {
+            deadline: now - Duration::from_millis(3),
+            seq: 9,
+            done,
+        });
+        receivers.push(held);
+        assert!(fire_due_in(&queue));
+        let fired: Vec<bool> = receivers.iter_mut().map(|r| r.try_recv().is_ok()).collect();
+        assert_eq!(fired, [true, true, false, true]);
+        assert!(lock_test(&queue).held.is_empty());
+        // Nothing more is due: nothing fires, and the far wait stays.
+        assert!(!fire_due_in(&queue));
+        assert_eq!(
+            lock_test(&queue).earliest(),
+            Some(now + Duration::from_secs(60))
+        );
+        // A queue the timer thread holds is left to it.
+        let held_by_timer = lock_test(&queue);
+        assert!(!fire_due_in(&queue));
+        drop(held_by_timer);
+    }
+
+    fn lock_test(queue: &Mutex<Deadlines>) -> std::sync::MutexGuard<'_, Deadlines> {
+        queue.lock().expect("the test's queue")
     }
 
     #[test]
