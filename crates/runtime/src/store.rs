@@ -462,6 +462,8 @@ const AUDIT_COLUMNS: &str = "INSERT INTO audit (run_id, seq, at, kind, step_key,
 /// the order they first appear, which here is their number, so the SQLite path binds the
 /// same values in the same places.
 const DELETE_APPROVAL: &str = "DELETE FROM approvals WHERE run_id = $1 AND step_key = $2";
+/// A gate's step rows, withdrawn as it asks (again) for approval: found among its run's
+/// rows (one range of the steps' keys, read through), as no index leads from a step key.
 const DELETE_STEP: &str = "DELETE FROM steps WHERE id BETWEEN (SELECT number * 4294967296 FROM runs WHERE id = $1) AND (SELECT number * 4294967296 + 4294967295 FROM runs WHERE id = $1) AND step_key = $2";
 const INSERT_APPROVAL: &str = "INSERT INTO approvals (run_id, step_key, tool, args_json, args_hash, reason, status, decided_by, note, requested_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 const REISSUE_EFFECT: &str = "UPDATE effects SET times_issued = times_issued + 1, last_issued_at = $1, status = 'issued' WHERE idempotency_key = $2";
