@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::Regex;
-use serde_json::Value;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::{Map, Value};
 
 /// What to redact.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -164,16 +165,36 @@ pub fn redact_value(value: &Value, kinds: Kinds) -> Value {
     value
 }
 
-/// Whether any string of `value` has something to redact.
-pub(crate) fn needs_redaction(value: &Value, kinds: Kinds) -> bool {
-    if !kinds.any() {
-        return false;
+/// `value` (a [`Value`] or an object's [`Map`]) serialized with every string redacted, as
+/// [`redact_value`] would leave it, without a redacted copy of it: for a record's JSON text.
+pub(crate) struct Redacted<'a, T: ?Sized>(pub &'a T, pub Kinds);
+
+impl Serialize for Redacted<'_, Value> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Redacted(value, kinds) = *self;
+        match value {
+            Value::String(text) => serializer.serialize_str(&redact_cow(text, kinds)),
+            Value::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&Redacted(item, kinds))?;
+                }
+                seq.end()
+            }
+            Value::Object(map) => Redacted(map, kinds).serialize(serializer),
+            other => other.serialize(serializer),
+        }
     }
-    match value {
-        Value::String(s) => matches!(redact_cow(s, kinds), Cow::Owned(_)),
-        Value::Array(items) => items.iter().any(|v| needs_redaction(v, kinds)),
-        Value::Object(map) => map.values().any(|v| needs_redaction(v, kinds)),
-        _ => false,
+}
+
+impl Serialize for Redacted<'_, Map<String, Value>> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Redacted(map, kinds) = *self;
+        let mut out = serializer.serialize_map(Some(map.len()))?;
+        for (key, value) in map {
+            out.serialize_entry(key, &Redacted(value, kinds))?;
+        }
+        out.end()
     }
 }
 
@@ -235,6 +256,25 @@ mod tests {
             redact_cow("nothing here", Kinds::ALL),
             Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn a_value_serialized_redacted_is_the_redacted_copy_serialized() {
+        let value = serde_json::json!({
+            "to": "dana@northwind.example",
+            "n": 12.3456789,
+            "list": ["key sk-abcdefghijklmnop1234", "plain", {"deep": "call 415-555-0134"}],
+            "none": null,
+            "ok": true,
+        });
+        for kinds in [Kinds::ALL, Kinds::default()] {
+            assert_eq!(
+                serde_json::to_string(&Redacted(&value, kinds)).expect("serializes"),
+                serde_json::to_string(&redact_value(&value, kinds)).expect("serializes")
+            );
+        }
+        let text = serde_json::to_string(&Redacted(&value, Kinds::ALL)).expect("serializes");
+        assert!(!text.contains("dana@") && !text.contains("sk-abc") && !text.contains("555-0134"));
     }
 
     #[test]

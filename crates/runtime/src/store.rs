@@ -352,8 +352,9 @@ struct Rows<'w> {
 }
 
 impl<'w> Rows<'w> {
-    /// The rows per table, in order, without merging: for writing them one at a time, where
-    /// each later row of a key is read back in place of the one before, as merging would.
+    /// The rows per table, in order, without merging: a key's later row is written after
+    /// its earlier one, and is the one read back (a step's rows are appended) or left (an
+    /// attempt's row is upserted).
     fn partition(writes: impl IntoIterator<Item = &'w Write>) -> Rows<'w> {
         let mut rows = Rows::default();
         for write in writes {
@@ -370,56 +371,72 @@ impl<'w> Rows<'w> {
         rows
     }
 
-    /// The rows per table, a key written twice merged into its later row (a multi-row
-    /// statement may not touch one row twice).
+    /// [`Rows::partition`], with an attempt written twice merged into its later row: the
+    /// attempts' multi-row upsert may not touch one row twice. (Step rows are appended, each
+    /// under a key of its own.)
     fn gather(writes: impl IntoIterator<Item = &'w Write>) -> Rows<'w> {
-        let mut rows = Rows::default();
-        let mut step_at: std::collections::HashMap<&str, usize> = Default::default();
-        let mut attempt_at: std::collections::HashMap<(&str, i64), usize> = Default::default();
-        let mut add_attempt = |rows: &mut Rows<'w>, attempt: &'w AttemptRecord| match attempt_at
-            .entry((attempt.key.as_str(), attempt.attempt))
-        {
-            std::collections::hash_map::Entry::Occupied(at) => {
-                rows.attempts[*at.get()] = attempt;
-            }
-            std::collections::hash_map::Entry::Vacant(at) => {
-                at.insert(rows.attempts.len());
-                rows.attempts.push(attempt);
-            }
-        };
-        for write in writes {
-            match write {
-                Write::Step(step, attempts) => {
-                    match step_at.entry(step.key.as_str()) {
-                        std::collections::hash_map::Entry::Occupied(at) => {
-                            rows.steps[*at.get()] = step;
-                        }
-                        std::collections::hash_map::Entry::Vacant(at) => {
-                            at.insert(rows.steps.len());
-                            rows.steps.push(step);
-                        }
-                    }
-                    for attempt in attempts {
-                        add_attempt(&mut rows, attempt);
-                    }
+        let mut rows = Rows::partition(writes);
+        let mut at: std::collections::HashMap<(&str, i64), usize> = Default::default();
+        let mut merged: Vec<&AttemptRecord> = Vec::with_capacity(rows.attempts.len());
+        for attempt in rows.attempts.drain(..) {
+            match at.entry((attempt.key.as_str(), attempt.attempt)) {
+                std::collections::hash_map::Entry::Occupied(place) => {
+                    merged[*place.get()] = attempt
                 }
-                Write::Attempt(attempt) => add_attempt(&mut rows, attempt),
-                Write::Audit(event) => rows.audit.push(event),
-                other => rows.others.push(other),
+                std::collections::hash_map::Entry::Vacant(place) => {
+                    place.insert(merged.len());
+                    merged.push(attempt);
+                }
             }
         }
+        rows.attempts = merged;
         rows
     }
 }
 
-const STEP_COLUMNS: &str = "INSERT INTO steps (id, run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error, model, detail_json) ";
-/// The key of run `$1`'s next step row: one past its last, or its first. One step back
+/// The start of a step row insert, its columns named.
+macro_rules! step_columns {
+    () => {
+        "INSERT INTO steps (id, run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error, model, detail_json) "
+    };
+}
+/// That the `steps` row `steps.id` is one of run `runs`'s: in its range of keys, from
+/// `runs.number` × [`RUN_KEYS`] (2^32).
+macro_rules! in_run {
+    () => {
+        "steps.id BETWEEN runs.number * 4294967296 AND runs.number * 4294967296 + 4294967295"
+    };
+}
+/// The key of run `runs`'s next step row: one past its last, or its first. One step back
 /// through the steps' own B-tree from the end of the run's range of keys.
-const NEXT_STEP_ID: &str = "SELECT COALESCE((SELECT steps.id FROM steps WHERE steps.id BETWEEN runs.number * 4294967296 AND runs.number * 4294967296 + 4294967295 ORDER BY steps.id DESC LIMIT 1), runs.number * 4294967296) + 1 FROM runs WHERE runs.id = $1";
+macro_rules! next_step_id {
+    () => {
+        concat!(
+            "COALESCE((SELECT steps.id FROM steps WHERE ",
+            in_run!(),
+            " ORDER BY steps.id DESC LIMIT 1), runs.number * 4294967296) + 1"
+        )
+    };
+}
+
+const STEP_COLUMNS: &str = step_columns!();
+/// The key of run `$1`'s next step row.
+const NEXT_STEP_ID: &str = concat!("SELECT ", next_step_id!(), " FROM runs WHERE runs.id = $1");
 /// One step row of run `$1`, under its next key: a statement by itself, so a lone step
 /// commits in one round trip. It writes no row when the run does not exist or its range of
 /// keys is full.
-const APPEND_STEP: &str = "INSERT INTO steps (id, run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error, model, detail_json) SELECT next.id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM (SELECT COALESCE((SELECT steps.id FROM steps WHERE steps.id BETWEEN runs.number * 4294967296 AND runs.number * 4294967296 + 4294967295 ORDER BY steps.id DESC LIMIT 1), runs.number * 4294967296) + 1 AS id, runs.number AS number FROM runs WHERE runs.id = $1) AS next WHERE next.id < (next.number + 1) * 4294967296";
+const APPEND_STEP: &str = concat!(
+    step_columns!(),
+    "SELECT next.id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM (SELECT ",
+    next_step_id!(),
+    " AS id, runs.number AS number FROM runs WHERE runs.id = $1) AS next WHERE next.id < (next.number + 1) * 4294967296"
+);
+/// Run `$1`'s step rows, in the order they were written.
+const RUN_STEPS: &str = concat!(
+    "SELECT steps.* FROM runs JOIN steps ON ",
+    in_run!(),
+    " WHERE runs.id = $1 ORDER BY steps.id"
+);
 
 /// The keys of `n` step rows of run `run_id` from `next` (what [`NEXT_STEP_ID`] gave), if
 /// they fit in the run's range.
@@ -978,7 +995,7 @@ impl Store {
     /// written again, as a gate that asked anew or a resumed step is, has a row per write).
     pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
         let rows = with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT steps.* FROM runs JOIN steps ON steps.id BETWEEN runs.number * 4294967296 AND runs.number * 4294967296 + 4294967295 WHERE runs.id = $1 ORDER BY steps.id")
+            let rows = sqlx::query(RUN_STEPS)
                 .bind(run_id)
                 .fetch_all(pool)
                 .await?;
@@ -1123,4 +1140,18 @@ pub(crate) async fn checkpoint_on(
         .execute(connection)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SQL's ranges of step row keys are [`RUN_KEYS`] wide.
+    #[test]
+    fn a_run_s_range_of_keys_in_sql_is_run_keys_wide() {
+        let (width, last) = (RUN_KEYS.to_string(), (RUN_KEYS - 1).to_string());
+        assert!(in_run!().contains(&format!("runs.number * {width} + {last}")));
+        assert!(APPEND_STEP.contains(&format!("(next.number + 1) * {width}")));
+        assert!(DELETE_STEP.contains(&format!("number * {width} + {last}")));
+    }
 }

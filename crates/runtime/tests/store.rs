@@ -265,9 +265,9 @@ async fn big_batches(store: &Store) {
         .await
         .expect("create run");
     let mut writes = Vec::new();
-    // 601 keys: statements of 256, 256, 32, 32, 4 x 6 and 1 on PostgreSQL (keys merged
-    // first); on SQLite, of 32 rows and then one at a time, rows unmerged, so `s3` has two
-    // rows within one statement, the later one read back.
+    // 603 step rows for 601 keys (`s3` and `s7` written twice in the batch): statements of
+    // 256, 256, 32, 32, 4 x 6 and 1 x 3 on PostgreSQL; on SQLite, of 32 rows and then one at
+    // a time. Each key's later row is the one read back.
     for i in 0..601 {
         let key = format!("s{i}");
         writes.push(Write::Step(
@@ -724,118 +724,104 @@ async fn waiting_run(dir: &Path) -> Snapshot {
     snapshot
 }
 
+/// Runs `$body` with `$pool` the pool of `$store`, whichever backend it is on.
+macro_rules! on_both {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// Stores `runs` the way migrations 0001-0002 laid them out (source and plan in `runs`,
 /// effects without `args_hash`, a step row per key), with the other records of `waiting`
 /// through the store's own writes.
 async fn store_the_old_way(old: &Store, waiting: &Snapshot, runs: &[RunRecord]) {
     let insert = "INSERT INTO runs (id, pack_name, pack_path, source, plan_json, plan_hash, inputs_json, options_json, status, outcome, error, result_json, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
     for run in runs {
-        macro_rules! bind_all {
-            ($pool:expr) => {
-                sqlx::query(insert)
-                    .bind(&run.id)
-                    .bind(&run.pack_name)
-                    .bind(&run.pack_path)
-                    .bind(&run.source)
-                    .bind(&run.plan_json)
-                    .bind(&run.plan_hash)
-                    .bind(&run.inputs_json)
-                    .bind(&run.options_json)
-                    .bind(&run.status)
-                    .bind(&run.outcome)
-                    .bind(&run.error)
-                    .bind(&run.result_json)
-                    .bind(run.created_at)
-                    .bind(run.updated_at)
-                    .execute($pool)
-                    .await
-                    .map(|_| ())
-                    .expect("an old-style run row")
-            };
-        }
-        match old {
-            Store::Sqlite(pool) => bind_all!(pool),
-            Store::Postgres(pool) => bind_all!(pool),
-        }
+        on_both!(old, pool => {
+            sqlx::query(insert)
+                .bind(&run.id)
+                .bind(&run.pack_name)
+                .bind(&run.pack_path)
+                .bind(&run.source)
+                .bind(&run.plan_json)
+                .bind(&run.plan_hash)
+                .bind(&run.inputs_json)
+                .bind(&run.options_json)
+                .bind(&run.status)
+                .bind(&run.outcome)
+                .bind(&run.error)
+                .bind(&run.result_json)
+                .bind(run.created_at)
+                .bind(run.updated_at)
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .expect("an old-style run row")
+        });
     }
     let insert = "INSERT INTO effects (idempotency_key, run_id, step_key, tool, times_issued, status, first_issued_at, last_issued_at) VALUES ($1, $2, $3, $4, $5, $6, 1, 1)";
     for effect in &waiting.effects {
-        macro_rules! bind_all {
-            ($pool:expr) => {
-                sqlx::query(insert)
-                    .bind(&effect.key)
-                    .bind(&waiting.run.id)
-                    .bind(&effect.step_key)
-                    .bind(&effect.tool)
-                    .bind(effect.times_issued)
-                    .bind(&effect.status)
-                    .execute($pool)
-                    .await
-                    .map(|_| ())
-                    .expect("an old-style effect row")
-            };
-        }
-        match old {
-            Store::Sqlite(pool) => bind_all!(pool),
-            Store::Postgres(pool) => bind_all!(pool),
-        }
+        on_both!(old, pool => {
+            sqlx::query(insert)
+                .bind(&effect.key)
+                .bind(&waiting.run.id)
+                .bind(&effect.step_key)
+                .bind(&effect.tool)
+                .bind(effect.times_issued)
+                .bind(&effect.status)
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .expect("an old-style effect row")
+        });
     }
     let insert = "INSERT INTO steps (run_id, step_key, node, status, attempts, started_at, ended_at, output_json, input_tokens, output_tokens, cost, error, model, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
     for step in &waiting.steps {
-        macro_rules! bind_all {
-            ($pool:expr) => {
-                sqlx::query(insert)
-                    .bind(&waiting.run.id)
-                    .bind(&step.key)
-                    .bind(&step.node)
-                    .bind(&step.status)
-                    .bind(step.attempts)
-                    .bind(step.started_at)
-                    .bind(step.ended_at)
-                    .bind(&step.output_json)
-                    .bind(step.input_tokens)
-                    .bind(step.output_tokens)
-                    .bind(step.cost)
-                    .bind(&step.error)
-                    .bind(&step.model)
-                    .bind(&step.detail_json)
-                    .execute($pool)
-                    .await
-                    .map(|_| ())
-                    .expect("an old-style step row")
-            };
-        }
-        match old {
-            Store::Sqlite(pool) => bind_all!(pool),
-            Store::Postgres(pool) => bind_all!(pool),
-        }
+        on_both!(old, pool => {
+            sqlx::query(insert)
+                .bind(&waiting.run.id)
+                .bind(&step.key)
+                .bind(&step.node)
+                .bind(&step.status)
+                .bind(step.attempts)
+                .bind(step.started_at)
+                .bind(step.ended_at)
+                .bind(&step.output_json)
+                .bind(step.input_tokens)
+                .bind(step.output_tokens)
+                .bind(step.cost)
+                .bind(&step.error)
+                .bind(&step.model)
+                .bind(&step.detail_json)
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .expect("an old-style step row")
+        });
     }
     let insert = "INSERT INTO approvals (run_id, step_key, tool, args_json, args_hash, reason, status, decided_by, note, requested_at, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     for approval in &waiting.approvals {
-        macro_rules! bind_all {
-            ($pool:expr) => {
-                sqlx::query(insert)
-                    .bind(&waiting.run.id)
-                    .bind(&approval.key)
-                    .bind(&approval.tool)
-                    .bind(&approval.args_json)
-                    .bind(&approval.args_hash)
-                    .bind(&approval.reason)
-                    .bind(&approval.status)
-                    .bind(&approval.decided_by)
-                    .bind(&approval.note)
-                    .bind(approval.requested_at)
-                    .bind(approval.decided_at)
-                    .execute($pool)
-                    .await
-                    .map(|_| ())
-                    .expect("an approval row")
-            };
-        }
-        match old {
-            Store::Sqlite(pool) => bind_all!(pool),
-            Store::Postgres(pool) => bind_all!(pool),
-        }
+        on_both!(old, pool => {
+            sqlx::query(insert)
+                .bind(&waiting.run.id)
+                .bind(&approval.key)
+                .bind(&approval.tool)
+                .bind(&approval.args_json)
+                .bind(&approval.args_hash)
+                .bind(&approval.reason)
+                .bind(&approval.status)
+                .bind(&approval.decided_by)
+                .bind(&approval.note)
+                .bind(approval.requested_at)
+                .bind(approval.decided_at)
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .expect("an approval row")
+        });
     }
     // The step rows' attempts and the audit log, as the store writes them still.
     let writes: Vec<Write> = waiting

@@ -365,9 +365,9 @@ impl Engine {
                     );
                     record.detail_json = Some(match done.detail {
                         Detail::Text(text) => text,
-                        Detail::Doc(mut doc) => {
-                            crate::redact::redact_value_in_place(&mut doc, self.redact_trace);
-                            super::json_text(&doc)
+                        Detail::Doc(doc) => {
+                            serde_json::to_string(&crate::redact::Redacted(&doc, self.redact_trace))
+                                .unwrap_or_default()
                         }
                     });
                     let mut writes = vec![Write::Step(record, attempts)];
@@ -1723,9 +1723,6 @@ impl Engine {
     }
 }
 
-#[cfg(test)]
-mod egress_tests;
-
 /// A tool step's detail, as JSON text: its arguments, source span and tool, redacted. The
 /// same text as a JSON object of the three would give (`{"args":…,"span":[start,end],"tool":…}`),
 /// written from the arguments where they are: a document built for it copied them, and the
@@ -1738,29 +1735,20 @@ fn tool_detail(
 ) -> String {
     #[derive(serde::Serialize)]
     struct ToolDetail<'a> {
-        args: &'a Map<String, Value>,
+        args: crate::redact::Redacted<'a, Map<String, Value>>,
         span: [u32; 2],
         tool: std::borrow::Cow<'a, str>,
     }
-    let redacted;
-    let args = if args
-        .values()
-        .any(|value| crate::redact::needs_redaction(value, kinds))
-    {
-        let mut copy = Value::Object(args.clone());
-        crate::redact::redact_value_in_place(&mut copy, kinds);
-        redacted = copy;
-        redacted.as_object().unwrap_or(args)
-    } else {
-        args
-    };
     let detail = ToolDetail {
-        args,
+        args: crate::redact::Redacted(args, kinds),
         span: [span.start, span.end],
         tool: crate::redact::redact_cow(tool, kinds),
     };
     serde_json::to_string(&detail).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod egress_tests;
 
 #[cfg(test)]
 mod tool_detail_tests {

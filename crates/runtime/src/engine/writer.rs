@@ -171,6 +171,16 @@ struct ThreadState {
     closed: bool,
 }
 
+/// Opens the run's connection to the store file at `path`, its commits' statements
+/// prepared (see [`crate::store::WAVE`]): whoever opens it (the run's first write, or the
+/// committer thread as a wave starts) readies it for the whole run.
+fn open_for_run(path: &std::path::Path) -> Result<RawConnection, StoreError> {
+    let mut connection = RawConnection::open(path)?;
+    // What fails to prepare here fails again, and is reported, at the commit that needs it.
+    let _ = connection.prepare(&crate::store::WAVE);
+    Ok(connection)
+}
+
 /// An inline commit found the store's write lock held by another connection, and left its
 /// group queued for the committer thread.
 struct Locked;
@@ -339,10 +349,7 @@ impl Shared {
                 // event, as the run is recorded) prepares what its steps' commits write, so
                 // that neither its first step nor its first wave does (see
                 // [`ThreadCommitter::prepare`]).
-                None => RawConnection::open(&thread.path).map(|mut connection| {
-                    let _ = connection.prepare(&crate::store::WAVE);
-                    connection
-                }),
+                None => open_for_run(&thread.path),
             };
             connection.and_then(|mut connection| {
                 if !wait {
@@ -481,10 +488,7 @@ impl ThreadCommitter {
     fn prepare(&self) {
         let mut held = lock(&self.held);
         if held.connection.is_none() {
-            held.connection = RawConnection::open(&self.path).ok();
-        }
-        if let Some(connection) = &mut held.connection {
-            let _ = connection.prepare(&crate::store::WAVE);
+            held.connection = open_for_run(&self.path).ok();
         }
     }
 
@@ -878,8 +882,8 @@ mod tests {
         let (store, dir) = sqlite_store("group").await;
         let writer = Writer::new(Some(store.clone()), "run".into());
         // 70 rows out of key order (two multi-row statements and the rest one by one), then
-        // `s5` again with another output: the group is written in key order, and the later
-        // `s5` must still win.
+        // `s5` again with another output: every row lands, and the later `s5` is the one
+        // read back.
         let mut writes: Vec<Write> = (0..70)
             .map(|i| step(&format!("s{}", (i * 37) % 70)))
             .collect();

@@ -125,11 +125,12 @@ fn fire_due_in(queue: &Mutex<Deadlines>) -> bool {
     let Ok(mut queue) = queue.try_lock() else {
         return false;
     };
-    let now = std::time::Instant::now();
-    if queue.held.is_empty() && queue.earliest().is_none_or(|first| first > now) {
-        return false;
-    }
-    queue.take_due(now);
+    queue.take_due(std::time::Instant::now());
+    fire_held(queue)
+}
+
+/// Fires the waits `queue` holds back, once it is unlocked; true if there were any.
+fn fire_held(mut queue: std::sync::MutexGuard<'_, Deadlines>) -> bool {
     let due = std::mem::take(&mut queue.held);
     drop(queue);
     let fired = !due.is_empty();
@@ -294,11 +295,7 @@ impl PreciseTimer {
         loop {
             let now = std::time::Instant::now();
             if queue.take_due(now) {
-                let due = std::mem::take(&mut queue.held);
-                drop(queue);
-                for entry in due {
-                    let _ = entry.done.send(());
-                }
+                fire_held(queue);
                 queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 continue;
             }

@@ -235,6 +235,16 @@ fn error(db: NonNull<ffi::sqlite3>, what: &str, code: c_int) -> StoreError {
     }
 }
 
+/// Resets `stmt` after a run and clears its bindings, dropping SQLite's pointers into the
+/// values bound (bound without copies: see [`Value`]) before they can go.
+fn reset(stmt: NonNull<ffi::sqlite3_stmt>) {
+    // SAFETY: the statement is live (prepared on a live connection, finalized only with it).
+    unsafe {
+        ffi::sqlite3_reset(stmt.as_ptr());
+        ffi::sqlite3_clear_bindings(stmt.as_ptr());
+    }
+}
+
 /// How long a write on a writer's connection waits for another connection's write lock.
 pub(crate) const BUSY_TIMEOUT_MS: c_int = 30_000;
 
@@ -416,17 +426,13 @@ impl RawConnection {
                 Err(error(self.db, "a write", code))
             }
         });
-        // SAFETY: the statement is live; reset and clearing the bindings drop SQLite's
-        // pointers into `values` before they go.
-        unsafe {
-            ffi::sqlite3_reset(stmt.as_ptr());
-            ffi::sqlite3_clear_bindings(stmt.as_ptr());
-        }
+        reset(stmt);
         result
     }
 
     /// Runs the query `sql` with `values` bound and returns its first row's first column as
-    /// an integer (none without a row, or where it is NULL). Reset and cleared as [`Self::run`].
+    /// an integer (none without a row, or where it is NULL). Reset and cleared as [`Self::run`]
+    /// is.
     fn query_int(&mut self, sql: Sql, values: &[Value<'_>]) -> Result<Option<i64>, StoreError> {
         let stmt = self.statement(sql)?;
         let result = self.bind(stmt, values).and_then(|()| {
@@ -444,11 +450,7 @@ impl RawConnection {
                 }
             }
         });
-        // SAFETY: as in `run`.
-        unsafe {
-            ffi::sqlite3_reset(stmt.as_ptr());
-            ffi::sqlite3_clear_bindings(stmt.as_ptr());
-        }
+        reset(stmt);
         result
     }
 
